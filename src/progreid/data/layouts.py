@@ -1,0 +1,243 @@
+"""Dataset layouts: turn a folder on disk into a :class:`Split`.
+
+Each layout is a function ``root -> Split`` in :data:`LAYOUTS`. ``auto`` looks at the folder
+and picks one, so most users never name a layout.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Callable
+
+from progreid.data.records import UNLABELED, Record, Split
+from progreid.errors import DatasetError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+MARKET_PARTS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+
+Loader = Callable[[Path], Split]
+LAYOUTS: dict[str, Loader] = {}
+
+
+def register(name: str) -> Callable[[Loader], Loader]:
+    def wrap(fn: Loader) -> Loader:
+        LAYOUTS[name] = fn
+        return fn
+
+    return wrap
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _parse_folder(folder: Path, pattern: re.Pattern, example: str,
+                  to_record: Callable[[Path, re.Match], Record | None]) -> list[Record]:
+    """Parse every image name in ``folder``; the first name that does not match is an error."""
+    records = []
+    for path in _image_files(folder):
+        m = pattern.fullmatch(path.name)
+        if m is None:
+            raise DatasetError(
+                f"{path}: file name does not match the expected pattern "
+                f"{pattern.pattern!r} (for example {example}). "
+                "Fix: rename the files, or choose another --layout (see `progreid datasets --help`)."
+            )
+        rec = to_record(path, m)
+        if rec is not None:
+            records.append(rec)
+    return records
+
+
+def _market_style(root: Path, name: str, pattern: re.Pattern, example: str,
+                  to_record: Callable[[Path, re.Match], Record | None]) -> Split:
+    _check_root(root)
+    found = {part: root / sub for part, sub in MARKET_PARTS.items() if (root / sub).is_dir()}
+    if not found:
+        raise DatasetError(
+            f"{root}: none of the folders {', '.join(d + '/' for d in MARKET_PARTS.values())} exist "
+            f"(expected {name} layout). Fix: point --data at the folder that contains them."
+        )
+    split = Split(name=root.name)
+    for part, folder in found.items():
+        setattr(split, part, _parse_folder(folder, pattern, example, to_record))
+    return split
+
+
+def _check_root(root: Path) -> None:
+    if not root.exists():
+        raise DatasetError(f"{root}: dataset folder does not exist. Fix: check the --data path.")
+    if not root.is_dir():
+        raise DatasetError(f"{root}: is a file, expected a dataset folder (or a CSV manifest with --layout csv).")
+
+
+MARKET_RE = re.compile(r"(-?\d+)_c(\d+)s(\d+)_(\d+)_(\d+)\.(?:jpg|jpeg|png)", re.IGNORECASE)
+
+
+def _market_record(path: Path, m: re.Match) -> Record | None:
+    pid, cam, seq, frame = (int(g) for g in m.groups()[:4])
+    if pid == -1:  # junk boxes: excluded by the protocol
+        return None
+    return Record(str(path), pid, cam, seq, frame)
+
+
+@register("market1501")
+def load_market1501(root: Path) -> Split:
+    """Market-1501: ``0002_c1s1_000451_03.jpg`` (id, camera, sequence, frame, box); id -1 dropped."""
+    return _market_style(Path(root), "Market-1501", MARKET_RE, "0002_c1s1_000451_03.jpg", _market_record)
+
+
+DUKE_RE = re.compile(r"(\d+)_c(\d+)_f(\d+)\.(?:jpg|jpeg|png)", re.IGNORECASE)
+
+
+@register("dukemtmc")
+def load_dukemtmc(root: Path) -> Split:
+    """DukeMTMC-reID: ``0001_c2_f0046182.jpg``; frame numbers are global per camera."""
+    def rec(path: Path, m: re.Match) -> Record:
+        pid, cam, frame = (int(g) for g in m.groups())
+        return Record(str(path), pid, cam, 0, frame)
+
+    return _market_style(Path(root), "DukeMTMC-reID", DUKE_RE, "0001_c2_f0046182.jpg", rec)
+
+
+CUHK03_RE = re.compile(r"(\d+)_c(\d+)_(\d+)\.(?:jpg|jpeg|png)", re.IGNORECASE)
+
+
+@register("cuhk03")
+def load_cuhk03(root: Path) -> Split:
+    """CUHK03 new protocol folders: ``0001_c1_00.png`` (id, camera, image index); no frame ids."""
+    def rec(path: Path, m: re.Match) -> Record:
+        pid, cam, _ = (int(g) for g in m.groups())
+        return Record(str(path), pid, cam, 0, None)
+
+    return _market_style(Path(root), "CUHK03", CUHK03_RE, "0001_c1_00.png", rec)
+
+
+MSMT_LISTS = {"train": ("list_train.txt", "list_val.txt"), "query": ("list_query.txt",),
+              "gallery": ("list_gallery.txt",)}
+MSMT_DIRS = {"train": ("train", "mask_train_v2"), "query": ("test", "mask_test_v2"),
+             "gallery": ("test", "mask_test_v2")}
+
+
+@register("msmt17")
+def load_msmt17(root: Path) -> Split:
+    """MSMT17: list files with ``relative/path.jpg pid`` lines; camera is the 3rd field of the name.
+
+    ``list_val.txt`` joins the training set (as in torchreid). Names such as
+    ``0000_000_01_0303morning_0015_0.jpg`` carry no usable frame counter, so frame is ``None``.
+    """
+    root = Path(root)
+    _check_root(root)
+    split = Split(name=root.name)
+    for part, lists in MSMT_LISTS.items():
+        image_dir = next((root / d for d in MSMT_DIRS[part] if (root / d).is_dir()), None)
+        records: list[Record] = []
+        for list_name in lists:
+            list_file = root / list_name
+            if not list_file.is_file():
+                if list_name == "list_val.txt":
+                    continue
+                raise DatasetError(f"{list_file}: missing (expected MSMT17 layout with list_train.txt, "
+                                   "list_query.txt, list_gallery.txt). Fix: point --data at MSMT17's root.")
+            if image_dir is None:
+                raise DatasetError(f"{root}: no image folder {' or '.join(MSMT_DIRS[part])}/ for {part}.")
+            for lineno, line in enumerate(list_file.read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                fields = line.split()
+                try:
+                    rel, pid = fields[0], int(fields[1])
+                    camid = int(Path(rel).name.split("_")[2])
+                except (IndexError, ValueError):
+                    raise DatasetError(f"{list_file}:{lineno}: expected 'train/0000/0000_000_01_0303morning_0015_0.jpg 0', "
+                                       f"got {line.strip()!r}.") from None
+                records.append(Record(str(image_dir / rel), pid, camid, 0, None))
+        setattr(split, part, records)
+    return split
+
+
+MANIFEST_NAME = "manifest.csv"
+MANIFEST_COLUMNS = ("path", "camid", "pid", "frame", "sequence", "split")
+
+
+@register("csv")
+def load_manifest(root: Path) -> Split:
+    """A user's own camera network: ``manifest.csv`` with ``path,camid[,pid][,frame][,sequence][,split]``.
+
+    ``path`` is relative to the CSV's folder; an empty ``pid`` means unlabeled (the usual case);
+    ``split`` is train (default), query or gallery.
+    """
+    root = Path(root)
+    csv_path = root if root.suffix.lower() == ".csv" else root / MANIFEST_NAME
+    if not csv_path.is_file():
+        raise DatasetError(f"{csv_path}: manifest not found. Fix: write a CSV with a header "
+                           f"'path,camid[,pid][,frame][,sequence][,split]' there.")
+    base = csv_path.parent
+    split = Split(name=base.name)
+    with csv_path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        unknown = [h for h in header if h not in MANIFEST_COLUMNS]
+        if "path" not in header or "camid" not in header or unknown:
+            raise DatasetError(f"{csv_path}: header {header} must contain 'path' and 'camid' and only "
+                               f"columns of {list(MANIFEST_COLUMNS)}.")
+        for lineno, row in enumerate(reader, 2):
+            row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+            try:
+                rec = Record(
+                    path=str(base / row["path"]),
+                    camid=int(row["camid"]),
+                    pid=int(row["pid"]) if row.get("pid") else UNLABELED,
+                    frame=int(row["frame"]) if row.get("frame") else None,
+                    sequence=int(row["sequence"]) if row.get("sequence") else 0,
+                )
+            except ValueError as exc:
+                raise DatasetError(f"{csv_path}:{lineno}: {exc}; camid, pid, frame and sequence must be integers.") from None
+            part = row.get("split") or "train"
+            if part not in ("train", "query", "gallery"):
+                raise DatasetError(f"{csv_path}:{lineno}: split {part!r} must be train, query or gallery.")
+            getattr(split, part).append(rec)
+    return split
+
+
+def detect_layout(root: Path) -> str:
+    """Guess the layout from the folder's contents (manifest, list files, or Market-style names)."""
+    root = Path(root)
+    if root.suffix.lower() != ".csv":
+        _check_root(root)
+    if root.suffix.lower() == ".csv" or (root / MANIFEST_NAME).is_file():
+        return "csv"
+    if (root / "list_train.txt").is_file() or (root / "list_query.txt").is_file():
+        return "msmt17"
+    for sub in MARKET_PARTS.values():
+        folder = root / sub
+        if folder.is_dir():
+            names = [p.name for p in _image_files(folder)[:50]]
+            for layout, pattern in (("market1501", MARKET_RE), ("dukemtmc", DUKE_RE), ("cuhk03", CUHK03_RE)):
+                if names and all(pattern.fullmatch(n) for n in names):
+                    return layout
+    raise DatasetError(
+        f"{root}: cannot tell the dataset layout. Expected bounding_box_train/, query/, bounding_box_test/ "
+        f"(Market-1501, DukeMTMC-reID, CUHK03 names), MSMT17 list files, or {MANIFEST_NAME}. "
+        f"Fix: pass --layout one of {sorted(LAYOUTS)}."
+    )
+
+
+def load_dataset(root: str | Path, layout: str = "auto") -> Split:
+    """Load ``root`` with ``layout`` (``auto`` detects it)."""
+    root = Path(root).expanduser().absolute()
+    if layout == "auto":
+        layout = detect_layout(root)
+    if layout not in LAYOUTS:
+        raise DatasetError(f"unknown layout {layout!r}; choose one of {['auto', *sorted(LAYOUTS)]}.")
+    return LAYOUTS[layout](root)
+
+
+def require_parts(split: Split, *parts: str) -> None:
+    """Fail clearly when a part the command needs (e.g. query, gallery) is empty or missing."""
+    missing = [p for p in parts if not getattr(split, p)]
+    if missing:
+        hints = ", ".join(f"{p} ({MARKET_PARTS[p]}/)" for p in missing)
+        raise DatasetError(f"dataset {split.name!r} has no images for: {hints}. Fix: add them or point --data elsewhere.")

@@ -1,0 +1,67 @@
+"""The unit of data: one image crop with what is known about it.
+
+A dataset is a plain list of records per split (torchreid's habit): no class hierarchy,
+so a user's own camera network is just another way to build the lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Sequence
+
+UNLABELED = -2  # pid of an image whose identity is unknown (never a real id)
+DISTRACTOR = 0  # Market-1501: id 0 marks distractors, kept in the gallery as negatives
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image. ``frame`` counts within (camid, sequence); ``None`` when unknown."""
+
+    path: str
+    pid: int
+    camid: int
+    sequence: int = 0
+    frame: int | None = None
+
+
+@dataclass
+class Split:
+    """A dataset: train (the unlabeled target, or a labeled source), query and gallery."""
+
+    name: str
+    train: list[Record] = field(default_factory=list)
+    query: list[Record] = field(default_factory=list)
+    gallery: list[Record] = field(default_factory=list)
+
+    def parts(self) -> dict[str, list[Record]]:
+        return {"train": self.train, "query": self.query, "gallery": self.gallery}
+
+    @property
+    def has_frames(self) -> bool:
+        return bool(self.train) and all(r.frame is not None for r in self.train)
+
+    def statistics(self) -> list[tuple[str, int, int, int]]:
+        """(part, identities, images, cameras) rows; unlabeled images count no identity."""
+        rows = []
+        for part, recs in self.parts().items():
+            ids = {r.pid for r in recs if r.pid != UNLABELED}
+            rows.append((part, len(ids), len(recs), len({r.camid for r in recs})))
+        return rows
+
+    def format_statistics(self) -> str:
+        lines = [f"Dataset {self.name}", f"  {'subset':<8} {'ids':>6} {'images':>8} {'cameras':>8}"]
+        for part, n_ids, n_img, n_cam in self.statistics():
+            lines.append(f"  {part:<8} {n_ids:>6} {n_img:>8} {n_cam:>8}")
+        return "\n".join(lines)
+
+
+def without_labels(records: Iterable[Record]) -> list[Record]:
+    """Delete identities at load (OpenUnReID's habit) so no label can leak into training."""
+    return [replace(r, pid=UNLABELED) for r in records]
+
+
+def relabel(records: Sequence[Record]) -> tuple[list[int], int]:
+    """Map raw pids to contiguous class indices 0..C-1 (in sorted-pid order)."""
+    pids = sorted({r.pid for r in records})
+    index = {p: i for i, p in enumerate(pids)}
+    return [index[r.pid] for r in records], len(pids)

@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny on-disk datasets and the path to ../shared/data when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/data, or skip the test with the reason."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: this test needs the real data in ../shared/data beside the repository")
+    return path
+
+
+def write_image(path: Path, color=(128, 64, 32), size=(64, 128)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(abs(hash(path.name)) % 2**32)
+    arr = np.clip(np.array(color)[None, None, :] + rng.integers(-20, 20, (size[1], size[0], 3)), 0, 255)
+    Image.fromarray(arr.astype(np.uint8)).save(path)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Tests never touch the user's image cache."""
+    monkeypatch.setenv("PROGREID_CACHE", str(tmp_path_factory.mktemp("cache")))

@@ -1,0 +1,60 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from progreid.data.images import load_images
+from progreid.data.transforms import AugmentConfig, augment, preprocess
+from progreid.errors import DatasetError
+
+from conftest import write_image
+
+
+def test_cache_is_reused_and_invalidated(tmp_path):
+    paths = []
+    for i in range(3):
+        write_image(tmp_path / f"{i}.jpg", color=(40 * i, 100, 200))
+        paths.append(str(tmp_path / f"{i}.jpg"))
+    cache = tmp_path / "cache"
+    a = load_images(paths, (32, 16), cache_dir=cache, progress=False)
+    assert a.shape == (3, 32, 16, 3) and a.dtype == np.uint8
+    assert len(list(cache.glob("*.npy"))) == 1
+    b = load_images(paths, (32, 16), cache_dir=cache, progress=False)
+    assert isinstance(b, np.memmap) and np.array_equal(a, b)
+    write_image(tmp_path / "0.jpg", color=(255, 255, 255), size=(70, 130))  # file changed -> new entry
+    c = load_images(paths, (32, 16), cache_dir=cache, progress=False)
+    assert len(list(cache.glob("*.npy"))) == 2 and not np.array_equal(a[0], c[0])
+    load_images(paths[:2], (32, 16), cache_dir=cache, progress=False)  # other file list -> new entry
+    assert len(list(cache.glob("*.npy"))) == 3
+
+
+def test_unreadable_and_missing_images_name_the_file(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(DatasetError, match="bad.jpg: cannot read image"):
+        load_images([str(bad)], (32, 16), use_cache=False, progress=False)
+    with pytest.raises(DatasetError, match="gone.jpg: image file is missing"):
+        load_images([str(tmp_path / "gone.jpg")], (32, 16), cache_dir=tmp_path, progress=False)
+
+
+def test_preprocess_matches_imagenet_normalisation():
+    img = np.full((1, 4, 2, 3), 255, np.uint8)
+    x = preprocess(img)
+    assert x.shape == (1, 3, 4, 2)
+    assert torch.allclose(x[0, :, 0, 0], torch.tensor([(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225]))
+
+
+def test_augment_is_seeded_and_does_what_it_says():
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 255, (16, 32, 16, 3), dtype=np.uint8)
+    out1 = augment(imgs, AugmentConfig(), torch.Generator().manual_seed(1))
+    out2 = augment(imgs, AugmentConfig(), torch.Generator().manual_seed(1))
+    assert out1.shape == (16, 3, 32, 16) and torch.equal(out1, out2)
+    off = augment(imgs, AugmentConfig(flip=0, pad=0, erase=0), torch.Generator().manual_seed(1))
+    assert torch.allclose(off, preprocess(imgs))
+    flipped = augment(imgs, AugmentConfig(flip=1, pad=0, erase=0), torch.Generator().manual_seed(1))
+    assert torch.allclose(flipped, preprocess(imgs).flip(-1))
+    erased = augment(imgs, AugmentConfig(flip=0, pad=0, erase=1), torch.Generator().manual_seed(1))
+    zeros = (erased == 0).all(1).flatten(1).sum(1)  # erased pixels are 0 in every channel
+    assert (zeros >= 0.02 * 32 * 16 * 0.5).all()
