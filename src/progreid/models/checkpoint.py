@@ -1,0 +1,96 @@
+"""Load and save weights safely: ``weights_only=True`` or safetensors, never arbitrary pickles.
+
+Accepted files: a plain ``state_dict`` (``.pth``), a training checkpoint with the ``state_dict``
+under ``state_dict``/``model`` (``.pth.tar``), or ``.safetensors``. ``module.`` prefixes
+(DataParallel) are stripped; identity-classifier rows (``classifier.*``, torchvision's ``fc.*`` on a
+ResNet) are dropped since their number of classes belongs to the source dataset.
+Everything else must match exactly: a missing or extra key means a wrong ``--arch``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from progreid.errors import CheckpointError
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found. Fix: check the --weights path.")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path))
+        else:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, or pickled objects other than tensors
+        raise CheckpointError(f"{path}: cannot be read as a weights file ({type(exc).__name__}: {exc}). "
+                              "Expected a state_dict saved with torch.save, a .pth.tar with 'state_dict', "
+                              "or .safetensors.") from None
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: holds no state_dict of tensors.")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _is_classifier_key(key: str, model: nn.Module) -> bool:
+    if key.startswith("classifier."):
+        return True
+    # torchvision ResNet classifier; our ResNet has no ``fc`` (OSNet's ``fc`` is its embedding).
+    return key.startswith("fc.") and not any(k.startswith("fc.") for k in model.state_dict())
+
+
+def load_weights(model: nn.Module, path: str | Path, arch: str = "") -> list[str]:
+    """Strictly load ``path`` into ``model``; return the dropped classifier keys."""
+    state = read_state_dict(path)
+    dropped = [k for k in state if _is_classifier_key(k, model)]
+    state = {k: v for k, v in state.items() if k not in dropped}
+    own = model.state_dict()
+    if "head.0.weight" in own and not any(k.startswith("backbone.") for k in state):
+        state = {f"backbone.{k}": v for k, v in state.items()}  # ImageNet ResNet into an EmbeddingHead
+        state.update({k: v for k, v in own.items() if k.startswith("head.")})
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})")
+        raise CheckpointError(f"{path}: does not fit --arch {arch or type(model).__name__}: {'; '.join(parts)}. "
+                              "Fix: pass the --arch the weights were trained with.")
+    model.load_state_dict(state, strict=True)
+    return dropped
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Write through ``write(tmp_path)`` then rename, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_weights(model: nn.Module, path: str | Path) -> None:
+    """Save the model's ``state_dict`` as safetensors, atomically."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(state, tmp))
