@@ -1,0 +1,1 @@
+"""Feature extraction, training rounds and the progressive loop."""
