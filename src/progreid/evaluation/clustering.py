@@ -1,0 +1,56 @@
+"""Pseudo-label quality diagnostics. They read ground truth, so they only *report*: the loop
+never feeds them back into training."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _contingency(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    _, p = np.unique(pred, return_inverse=True)
+    _, t = np.unique(truth, return_inverse=True)
+    table = np.zeros((p.max() + 1, t.max() + 1), np.int64)
+    np.add.at(table, (p, t), 1)
+    return table
+
+
+def purity(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Fraction of samples whose cluster's majority identity is their own."""
+    if len(pred) == 0:
+        return float("nan")
+    return float(_contingency(pred, truth).max(1).sum() / len(pred))
+
+
+def nmi(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Normalised mutual information (arithmetic mean normalisation, as sklearn's default)."""
+    if len(pred) == 0:
+        return float("nan")
+    table = _contingency(pred, truth).astype(np.float64)
+    n = table.sum()
+    pij = table / n
+    pi, pj = pij.sum(1), pij.sum(0)
+    nz = pij > 0
+    mi = float((pij[nz] * np.log(pij[nz] / (pi[:, None] * pj[None, :])[nz])).sum())
+    h = lambda p: float(-(p[p > 0] * np.log(p[p > 0])).sum())  # noqa: E731
+    denom = (h(pi) + h(pj)) / 2
+    return mi / denom if denom > 0 else 1.0
+
+
+def pair_precision(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Of all pairs sharing a pseudo-label, the fraction that are truly the same person."""
+    table = _contingency(pred, truth)
+    same_pred = (table.sum(1) * (table.sum(1) - 1)).sum()
+    both = (table * (table - 1)).sum()
+    return float(both / same_pred) if same_pred else float("nan")
+
+
+def label_diagnostics(labels: np.ndarray, reliable: np.ndarray, truth: np.ndarray | None) -> dict[str, float]:
+    """Cluster purity/NMI of all labels and purity/pair precision of the reliable subset."""
+    if truth is None or np.any(truth < 0):
+        return {}
+    return {
+        "purity": round(purity(labels, truth), 4),
+        "nmi": round(nmi(labels, truth), 4),
+        "reliable_purity": round(purity(labels[reliable], truth[reliable]), 4),
+        "reliable_pair_precision": round(pair_precision(labels[reliable], truth[reliable]), 4),
+    }

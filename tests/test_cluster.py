@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from progreid.cluster import assign, kmeans
+from progreid.cluster.centers import center_shift, update_centers
+from progreid.evaluation.clustering import nmi, pair_precision, purity
+
+
+def blobs(n_per: int = 40, k: int = 6, dim: int = 16, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((k, dim)) * 10
+    truth = np.repeat(np.arange(k), n_per)
+    return (centers[truth] + rng.standard_normal((len(truth), dim))).astype(np.float32), truth
+
+
+def test_kmeans_recovers_a_known_clustering_and_is_deterministic():
+    x, truth = blobs()
+    a = kmeans(x, 6, seed=3)
+    b = kmeans(x, 6, seed=3)
+    assert np.array_equal(a.labels, b.labels) and np.array_equal(a.centers, b.centers)
+    assert purity(a.labels, truth) == 1.0 and nmi(a.labels, truth) == pytest.approx(1.0)
+    expected = sum(((x[a.labels == c] - a.centers[c]) ** 2).sum() for c in range(6))
+    assert a.inertia == pytest.approx(expected, rel=1e-4)
+
+
+def test_kmeans_matches_sklearn_inertia_on_harder_data():
+    sklearn = pytest.importorskip("sklearn.cluster")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((600, 8)).astype(np.float32)  # no cluster structure: many iterations
+    ours = kmeans(x, 20, seed=0)
+    ref = sklearn.KMeans(20, init="k-means++", n_init=1, max_iter=300, random_state=0).fit(x)
+    assert ours.inertia <= ref.inertia_ * 1.02
+
+
+def test_kmeans_handles_k_equal_n_and_rejects_too_many_clusters():
+    x = np.eye(4, dtype=np.float32)
+    r = kmeans(x, 4)
+    assert sorted(r.labels.tolist()) == [0, 1, 2, 3] and r.inertia == pytest.approx(0, abs=1e-5)
+    with pytest.raises(ValueError):
+        kmeans(x, 5)
+
+
+def test_assign_takes_the_most_cosine_similar_center():
+    centers = np.array([[1, 0], [0, 1]], np.float32)
+    labels, sim = assign(np.array([[5, 1], [0.2, 3], [1, 1.1]], np.float32), centers)
+    assert labels.tolist() == [0, 1, 1]
+    assert sim[0] == pytest.approx(5 / np.hypot(5, 1))
+
+
+def test_center_update_follows_the_formula():
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((3, 4)).astype(np.float32)
+    feats = rng.standard_normal((7, 4)).astype(np.float32)
+    labels = np.array([0, 0, 1, 1, 1, 0, 0])
+    lam, beta = 0.5, 2.0
+    new = update_centers(centers, feats, labels, lam, beta)
+    for k in range(3):
+        members = feats[labels == k]
+        step = sum(centers[k] - f for f in members) / (beta + len(members)) if len(members) else 0
+        np.testing.assert_allclose(new[k], centers[k] - lam * step, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(new[2], centers[2])  # empty cluster stays
+    assert center_shift(centers, new) > 0
+
+
+def test_diagnostics_on_a_hand_made_labelling():
+    pred = np.array([0, 0, 0, 1, 1, 2])
+    truth = np.array([7, 7, 8, 8, 8, 9])
+    assert purity(pred, truth) == pytest.approx(5 / 6)
+    # pairs sharing a pseudo-label: cluster 0 has 3 (1 true), cluster 1 has 1 (1 true)
+    assert pair_precision(pred, truth) == pytest.approx(2 / 4)
+    assert nmi(truth, truth) == pytest.approx(1.0)
