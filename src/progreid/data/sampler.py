@@ -1,0 +1,40 @@
+"""Batch samplers: plain shuffled batches and P identities x K instances (for the triplet loss)."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+
+def shuffled_batches(n: int, batch_size: int, rng: np.random.Generator, drop_last: bool = True) -> Iterator[np.ndarray]:
+    order = rng.permutation(n)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for s in range(0, stop, batch_size):
+        yield order[s:s + batch_size]
+
+
+def pk_batches(labels: np.ndarray, p: int, k: int, rng: np.random.Generator,
+               small: str = "replace") -> Iterator[np.ndarray]:
+    """One epoch of P x K batches over ``labels`` (one entry per sample; -1 = not trained on).
+
+    Every label appears once per epoch, with K of its samples: drawn without replacement when it
+    has at least K, else with replacement (``small="replace"``) or the label is left out
+    (``small="skip"``). Batches hold P distinct labels; the last incomplete batch is dropped.
+    """
+    labels = np.asarray(labels)
+    by_label: dict[int, np.ndarray] = {}
+    for lab in np.unique(labels[labels >= 0]):
+        members = np.flatnonzero(labels == lab)
+        if len(members) < k and small == "skip":
+            continue
+        if len(members) < 2 and small == "replace":
+            continue  # a single image has no positive to pair with
+        by_label[int(lab)] = members
+    order = rng.permutation(sorted(by_label))
+    for s in range(0, len(order) - len(order) % p, p):
+        batch = []
+        for lab in order[s:s + p]:
+            members = by_label[int(lab)]
+            batch.append(rng.choice(members, size=k, replace=len(members) < k))
+        yield np.concatenate(batch)

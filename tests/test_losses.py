@@ -1,0 +1,65 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from progreid.data.sampler import pk_batches, shuffled_batches
+from progreid.losses import batch_hard_triplet, cross_entropy_smooth
+
+
+def brute_force_triplet(f: torch.Tensor, y: torch.Tensor, margin: float) -> float:
+    losses = []
+    for a in range(len(y)):
+        pos = [torch.dist(f[a], f[p]).item() for p in range(len(y)) if p != a and y[p] == y[a]]
+        neg = [torch.dist(f[a], f[n]).item() for n in range(len(y)) if y[n] != y[a]]
+        if pos and neg:
+            losses.append(max(0.0, max(pos) - min(neg) + margin))
+    return float(np.mean(losses))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_batch_hard_triplet_equals_brute_force(seed):
+    g = torch.Generator().manual_seed(seed)
+    f = torch.randn(12, 5, generator=g)
+    y = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 4])  # label 4 has no positive
+    assert batch_hard_triplet(f, y, 0.5).item() == pytest.approx(brute_force_triplet(f, y, 0.5), rel=1e-4)
+
+
+def test_triplet_is_differentiable_and_zero_for_separated_classes():
+    f = torch.tensor([[0.0, 0], [0, 0.1], [10, 10], [10, 10.1]], requires_grad=True)
+    y = torch.tensor([0, 0, 1, 1])
+    loss = batch_hard_triplet(f, y, 0.5)
+    loss.backward()
+    assert loss.item() == 0.0 and f.grad is not None
+
+
+def test_label_smoothing_matches_its_definition():
+    logits = torch.tensor([[2.0, 0.0, -1.0]])
+    eps = 0.1
+    logp = torch.log_softmax(logits, 1)[0]
+    expected = -((1 - eps) * logp[0] + eps / 3 * logp.sum())
+    assert cross_entropy_smooth(logits, torch.tensor([0]), eps).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_pk_sampler_invariants():
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 8 + [3] * 1 + [4] * 9 + [5] * 12 + [-1] * 4)
+    rng = np.random.default_rng(0)
+    batches = list(pk_batches(labels, p=2, k=4, rng=rng))
+    seen = set()
+    for b in batches:
+        assert len(b) == 8
+        labs = labels[b]
+        assert len(set(labs)) == 2 and all((labs == lab).sum() == 4 for lab in set(labs))
+        assert -1 not in labs
+        seen |= set(labs.tolist())
+    # label 3 (one image) cannot form a positive pair; label 1 (3 < K images) is sampled with replacement
+    assert 3 not in seen and len(batches) == 2  # 5 usable labels, P=2 -> 2 full batches
+    skip = [set(labels[b]) for b in pk_batches(labels, 2, 4, np.random.default_rng(0), small="skip")]
+    assert all(1 not in s and 3 not in s for s in skip)
+
+
+def test_shuffled_batches_cover_each_index_once():
+    batches = list(shuffled_batches(10, 3, np.random.default_rng(0)))
+    flat = list(itertools.chain.from_iterable(batches))
+    assert len(batches) == 3 and len(set(flat)) == 9
