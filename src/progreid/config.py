@@ -1,0 +1,188 @@
+"""Typed run configuration: dataclass defaults <- method preset (YAML) <- user file <- ``a.b=c``.
+
+Every key of a run is here, so any of them can be set from the command line
+(``--set train.lr=0.01``) and the resolved config is written into the run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from progreid.data.transforms import AugmentConfig
+from progreid.errors import ProgReIDError
+
+METHODS = ("pul", "sul", "tcul")
+PRESET_FILES = (*METHODS, "train")
+
+
+@dataclass
+class DataConfig:
+    target: str = ""            # dataset folder; its train split is used WITHOUT labels
+    source: str = ""            # labeled source dataset (progreid train only)
+    layout: str = "auto"
+    height: int = 256
+    width: int = 128
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "osnet_x0_25"
+    weights: str = ""           # the original (source) model
+    last_stride: int = 1        # ResNet only
+    embedding_dim: int = 0      # ResNet only: 0 = pooled features
+
+
+@dataclass
+class ClusterConfig:
+    k: int = 0                  # number of clusters; 0 = one per 16 training images
+    max_iter: int = 300
+    tol: float = 1e-4           # sklearn's center-shift tolerance
+    rtol: float = 1e-4          # stop once an iteration lowers the inertia by less than this fraction
+    normalize: bool = False     # L2-normalise before k-means (PUL found it worse)
+    labels: str = "kmeans"      # kmeans: every round (PUL) | centers: k-means once, then nearest moving center (TCUL)
+    center_update: float = 0.0  # lambda_c of TCUL's center update (eq. 6-7); 0 = centers stay
+    beta: float = 1.0           # beta of the center update
+
+
+@dataclass
+class SelectConfig:
+    method: str = "similarity"  # similarity | temporal | all
+    lam: float = 0.85           # cosine threshold of similarity selection
+    frame_window: int = 100     # lambda_fr of temporal selection, in frames
+
+
+@dataclass
+class TrainConfig:
+    init: str = "original"      # original: fine-tune the source model each round (PUL) | previous (TCUL)
+    loss: str = "softmax"       # softmax | triplet | softmax+triplet
+    epochs: int = 20
+    batch_size: int = 16        # softmax batches
+    p: int = 16                 # identities per triplet batch
+    k: int = 8                  # images per identity in a triplet batch
+    small_clusters: str = "replace"  # clusters with < k reliable samples: replace | skip
+    optimizer: str = "sgd"      # sgd | adam
+    lr: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    classifier_lr_mult: float = 10.0
+    classifier_warmup: int = 0  # steps fitting the fresh classifier on frozen features before fine-tuning
+    dropout: float = 0.5
+    label_smooth: float = 0.1
+    margin: float = 0.5
+    scheduler: str = "none"     # none | step | cosine
+    step_size: int = 10         # epochs per x0.1 step (scheduler=step)
+    warmup_epochs: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class LoopConfig:
+    max_rounds: int = 20
+    stop_tol: float = 0.01      # reliable count changed by less than this fraction ...
+    stop_patience: int = 2      # ... for this many rounds in a row: stop
+    eval_every: int = 1         # evaluate on the target query/gallery every N rounds (0 = never)
+
+
+@dataclass
+class SemiConfig:
+    labeled_csv: str = ""       # CSV 'path,pid' of labeled target images (semi-supervised PUL)
+    labeled_ids: int = 0        # experiment: take the labels of this many train identities
+
+
+@dataclass
+class Config:
+    method: str = "pul"
+    seed: int = 0
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    semi: SemiConfig = field(default_factory=SemiConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: Any, current: Any, where: str) -> Any:
+    if isinstance(current, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(current, int) and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif isinstance(current, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif isinstance(current, str) and isinstance(value, (str, int, float)):
+        return str(value)
+    elif isinstance(current, tuple) and isinstance(value, (list, tuple)):
+        return tuple(value)
+    raise ProgReIDError(f"{where}: expected {type(current).__name__}, got {value!r}.")
+
+
+def merge(obj: Any, updates: dict[str, Any], where: str = "config") -> Any:
+    """Apply a nested dict onto a dataclass, refusing unknown keys and wrong types."""
+    if not isinstance(updates, dict):
+        raise ProgReIDError(f"{where}: expected a mapping, got {updates!r}.")
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in updates.items():
+        if key not in names:
+            raise ProgReIDError(f"{where}: unknown key {key!r}; valid keys: {sorted(names)}.")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            merge(current, value, f"{where}.{key}")
+        else:
+            setattr(obj, key, _coerce(value, current, f"{where}.{key}"))
+    return obj
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``train.lr=0.01`` -> {"train": {"lr": 0.01}} (the value parsed as YAML)."""
+    if "=" not in text:
+        raise ProgReIDError(f"override {text!r} must look like section.key=value (e.g. train.lr=0.01).")
+    path, raw = text.split("=", 1)
+    value: Any = yaml.safe_load(raw) if raw.strip() else ""
+    for part in reversed(path.strip().split(".")):
+        value = {part: value}
+    return value
+
+
+def preset_file(method: str) -> dict[str, Any]:
+    if method not in PRESET_FILES:
+        raise ProgReIDError(f"unknown --method {method!r}; choose one of {METHODS}.")
+    text = resources.files("progreid").joinpath("configs", f"{method}.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def load_config(method: str = "pul", preset: str = "paper", file: str | Path | None = None,
+                overrides: list[str] | None = None) -> Config:
+    """Resolve a run's config: defaults, the method's ``base`` and ``presets[preset]``, a file, overrides."""
+    spec = preset_file(method)
+    cfg = merge(Config(method=method), spec.get("base", {}), f"{method}.yaml:base")
+    presets = spec.get("presets", {})
+    if preset not in presets:
+        raise ProgReIDError(f"--preset {preset!r} is not defined for {method}; choose one of {sorted(presets)}.")
+    merge(cfg, presets[preset] or {}, f"{method}.yaml:presets.{preset}")
+    if file:
+        try:
+            user = yaml.safe_load(Path(file).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ProgReIDError(f"{file}: cannot read the config file ({exc}).") from None
+        merge(cfg, user, str(file))
+    for text in overrides or []:
+        merge(cfg, parse_override(text), f"override {text!r}")
+    cfg.method = method
+    return cfg
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a Config from a run folder's ``config.yaml``."""
+    data = dict(data)
+    return merge(Config(method=data.get("method", "pul")), data, "config.yaml")
