@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from progreid.config import METHODS
 from progreid.data.layouts import LAYOUTS
 from progreid.errors import ProgReIDError
 from progreid.models import ARCHS
+from progreid.select import SELECTORS
 
 
 def _add_data(p: argparse.ArgumentParser, flag: str = "--data") -> None:
@@ -22,6 +24,23 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=0, help="images per forward pass (0: 32 on CPU, 256 on GPU)")
     p.add_argument("--height", type=int, default=256)
     p.add_argument("--width", type=int, default=128)
+
+
+def _add_common_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML file merged over the preset")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set train.epochs=5 (repeatable)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda ...")
+
+
+def _run_overrides(args: argparse.Namespace) -> list[str]:
+    """Dedicated flags become dotted overrides, applied before --set ones."""
+    flags = {"data.target": getattr(args, "target", None), "data.source": getattr(args, "source", None),
+             "data.layout": args.layout, "model.arch": args.arch, "model.weights": args.weights,
+             "select.method": getattr(args, "select", None), "semi.labeled_csv": getattr(args, "labeled_csv", None),
+             "semi.labeled_ids": getattr(args, "labeled_ids", None), "seed": args.seed, "device": args.device}
+    return [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +58,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
     p.add_argument("--flip", action="store_true", help="average features with the mirrored image")
     p.add_argument("--json", dest="json_out", help="also write the metrics (percent) to this JSON file")
+
+    p = sub.add_parser("adapt", help="adapt a model to an unlabeled target (PUL, SUL, TCUL)")
+    p.add_argument("--method", default="pul", choices=list(METHODS))
+    p.add_argument("--preset", default="paper", help="paper (the paper's settings) or quick (CPU-sized)")
+    p.add_argument("--target", help="target dataset folder (its train split is used without labels)")
+    p.add_argument("--layout", default=None, choices=["auto", *sorted(LAYOUTS)])
+    p.add_argument("--arch", choices=ARCHS)
+    p.add_argument("--weights", help="the original (source) model's weights")
+    p.add_argument("--out", required=True, help="run folder (config, metrics.jsonl, checkpoints, plots)")
+    p.add_argument("--select", choices=list(SELECTORS), help="override the selection (all = no selection)")
+    p.add_argument("--labeled-csv", help="semi-supervised: CSV 'path,pid' of labeled target images")
+    p.add_argument("--labeled-ids", type=int, help="semi-supervised experiment: labels of N train identities")
+    _add_common_run(p)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished round")
+
+    p = sub.add_parser("train", help="supervised training on a labeled source dataset (the original model)")
+    p.add_argument("--source", required=True, help="labeled source dataset folder")
+    p.add_argument("--target", help="also evaluate on this dataset's query/gallery")
+    p.add_argument("--layout", default=None, choices=["auto", *sorted(LAYOUTS)])
+    p.add_argument("--arch", choices=ARCHS)
+    p.add_argument("--weights", help="initial weights (e.g. ImageNet ResNet); default: random init")
+    p.add_argument("--out", required=True, help="output folder (model.safetensors, metrics.json)")
+    p.add_argument("--preset", default="paper", help="paper or quick")
+    _add_common_run(p)
 
     p = sub.add_parser("extract", help="write features (.npy) and records (.csv) per split")
     _add_data(p)
@@ -66,6 +109,23 @@ def run(args: argparse.Namespace) -> int:
         print(metrics.summary())
         if args.json_out:
             print(f"wrote {args.json_out}")
+    elif args.command == "adapt":
+        from progreid.config import load_config
+        from progreid.engine.adapt import adapt
+
+        cfg = load_config(args.method, args.preset, args.config, _run_overrides(args))
+        rows = adapt(cfg, args.out, resume=args.resume, progress=progress)
+        last = rows[-1]
+        if "mAP" in last:
+            print(f"final: R1 {last['rank1']:.1f}  mAP {last['mAP']:.1f}  (round 0: R1 {rows[0].get('rank1', float('nan')):.1f}"
+                  f"  mAP {rows[0].get('mAP', float('nan')):.1f})")
+        print(f"run folder: {args.out}")
+    elif args.command == "train":
+        from progreid.config import load_config
+        from progreid.engine.source import train_source
+
+        cfg = load_config("train", args.preset, args.config, _run_overrides(args))
+        train_source(cfg, args.out, progress=progress)
     elif args.command == "extract":
         parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
         written = api.extract(args.data, args.arch, args.weights, args.out, parts, args.layout, args.batch_size,

@@ -44,34 +44,37 @@ def preprocess(batch: np.ndarray | torch.Tensor, device: torch.device | str = "c
 
 def augment(batch: np.ndarray | torch.Tensor, cfg: AugmentConfig, generator: torch.Generator,
             device: torch.device | str = "cpu") -> torch.Tensor:
-    """Training transform. Random draws come from ``generator`` (on CPU) so runs are repeatable."""
-    x = torch.from_numpy(np.array(batch, copy=True)) if isinstance(batch, np.ndarray) else batch
-    n, h, w, _ = x.shape
-    if cfg.pad > 0:
-        p = cfg.pad
-        padded = torch.nn.functional.pad(x, (0, 0, p, p, p, p))  # NHWC: pad W and H
-        oy = torch.randint(0, 2 * p + 1, (n,), generator=generator)
-        ox = torch.randint(0, 2 * p + 1, (n,), generator=generator)
-        rows = (oy[:, None] + torch.arange(h))[:, :, None]
-        cols = (ox[:, None] + torch.arange(w))[:, None, :]
-        x = padded[torch.arange(n)[:, None, None], rows, cols]
-    flip = torch.rand(n, generator=generator) < cfg.flip
-    erase = torch.rand(n, generator=generator) < cfg.erase
-    area = torch.empty(n).uniform_(*cfg.erase_area, generator=generator) * h * w
+    """Training transform. Random draws come from ``generator`` (on CPU) so runs are repeatable.
+
+    Crop and flip are per-image uint8 slices (a few microseconds each); scaling, normalisation and
+    erasing then run on the whole batch on ``device``. Cheap enough to run inline: a background
+    thread would compete with the model for the same CPU cores.
+    """
+    src = batch.cpu().numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch)
+    n, h, w, _ = src.shape
+    p = cfg.pad
+    oy = torch.randint(0, 2 * p + 1, (n,), generator=generator).tolist()
+    ox = torch.randint(0, 2 * p + 1, (n,), generator=generator).tolist()
+    flip = (torch.rand(n, generator=generator) < cfg.flip).tolist()
+    erase = (torch.rand(n, generator=generator) < cfg.erase).tolist()
+    area = (torch.empty(n).uniform_(*cfg.erase_area, generator=generator) * h * w)
     log_r = torch.empty(n).uniform_(np.log(cfg.erase_ratio), -np.log(cfg.erase_ratio), generator=generator)
     eh = torch.sqrt(area * torch.exp(log_r)).round().clamp(1, h).long()
     ew = torch.sqrt(area / torch.exp(log_r)).round().clamp(1, w).long()
-    ey = (torch.rand(n, generator=generator) * (h - eh + 1)).long()
-    ex = (torch.rand(n, generator=generator) * (w - ew + 1)).long()
+    ey = (torch.rand(n, generator=generator) * (h - eh + 1)).long().tolist()
+    ex = (torch.rand(n, generator=generator) * (w - ew + 1)).long().tolist()
+    eh, ew = eh.tolist(), ew.tolist()
 
-    out = to_tensor(x, device)
-    flip = flip.to(out.device)
-    out = torch.where(flip[:, None, None, None], out.flip(-1), out)
-    out = normalize(out)
-    ys = torch.arange(h, device=out.device)[None, :, None]
-    xs = torch.arange(w, device=out.device)[None, None, :]
-    ey, ex, eh, ew, erase = (t.to(out.device) for t in (ey, ex, eh, ew, erase))
-    mask = ((ys >= ey[:, None, None]) & (ys < (ey + eh)[:, None, None])
-            & (xs >= ex[:, None, None]) & (xs < (ex + ew)[:, None, None]) & erase[:, None, None])
-    out = out.masked_fill(mask[:, None], 0.0)  # 0 after normalisation = the ImageNet mean colour
-    return out.contiguous(memory_format=torch.channels_last)
+    out = np.zeros_like(src)
+    for i in range(n):
+        # pad by p with zeros, crop back to (h, w) at (oy, ox): copy the overlapping window
+        dy, dx = oy[i] - p, ox[i] - p
+        ys, yd = max(dy, 0), max(-dy, 0)
+        xs, xd = max(dx, 0), max(-dx, 0)
+        img = src[i, :, ::-1] if flip[i] else src[i]
+        out[i, yd:h - ys, xd:w - xs] = img[ys:h - yd, xs:w - xd]
+    x = normalize(to_tensor(out, device))
+    for i in range(n):
+        if erase[i]:
+            x[i, :, ey[i]:ey[i] + eh[i], ex[i]:ex[i] + ew[i]] = 0.0  # 0 = the ImageNet mean colour
+    return x.contiguous(memory_format=torch.channels_last)

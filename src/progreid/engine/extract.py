@@ -11,7 +11,6 @@ from progreid.data.transforms import preprocess
 from progreid.engine.device import autocast
 
 
-@torch.inference_mode()
 def extract_features(model: nn.Module, images: np.ndarray, batch_size: int = 0,
                      device: torch.device | str = "cpu", flip: bool = False, progress: bool = True,
                      desc: str = "extract") -> np.ndarray:
@@ -23,16 +22,17 @@ def extract_features(model: nn.Module, images: np.ndarray, batch_size: int = 0,
     batch_size = batch_size or (256 if device.type == "cuda" else 32)
     was_training = model.training
     model.eval()
-    model.to(device, memory_format=torch.channels_last)
+    model.to(device, memory_format=torch.channels_last)  # outside inference mode: params stay trainable
     out = np.empty((len(images), model.feature_dim), np.float32)
     try:
-        for s in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress, leave=False):
-            x = preprocess(images[s:s + batch_size], device)
-            with autocast(device):
-                f = model(x).float()
-                if flip:
-                    f = (f + model(x.flip(-1)).float()) / 2
-            out[s:s + len(x)] = f.cpu().numpy()
+        with torch.inference_mode():
+            for s in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress, leave=False):
+                x = preprocess(images[s:s + batch_size], device)
+                with autocast(device):
+                    f = model(x).float()
+                    if flip:
+                        f = (f + model(x.flip(-1)).float()) / 2
+                out[s:s + len(x)] = f.cpu().numpy()
     finally:
         model.train(was_training)
     return out

@@ -1,0 +1,157 @@
+"""One fine-tuning round: train an embedding model on (image index, class) pairs.
+
+Used by source training (labeled identities), PUL (softmax over clusters with a fresh classifier)
+and TCUL/SUL (batch-hard triplet on P x K batches, no classifier). Batches are gathered from the
+uint8 image cache and augmented inline (cheap: see ``data.transforms.augment``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from progreid.config import TrainConfig
+from progreid.data.sampler import pk_batches, shuffled_batches
+from progreid.data.transforms import augment
+from progreid.engine.device import autocast
+from progreid.errors import ProgReIDError
+from progreid.losses import batch_hard_triplet, cross_entropy_smooth
+
+LOSSES = ("softmax", "triplet", "softmax+triplet")
+
+
+@dataclass
+class FitStats:
+    epochs: int = 0
+    images: int = 0
+    seconds: float = 0.0
+    loss: list[float] = field(default_factory=list)  # mean loss per epoch
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds else 0.0
+
+
+def make_classifier(feature_dim: int, num_classes: int, dropout: float) -> nn.Module:
+    """A freshly initialised classifier (PUL re-creates it every round: cluster ids change)."""
+    linear = nn.Linear(feature_dim, num_classes)
+    nn.init.normal_(linear.weight, std=0.001)
+    nn.init.zeros_(linear.bias)
+    return nn.Sequential(nn.Dropout(dropout), linear)
+
+
+def warm_up_classifier(classifier: nn.Module, features: np.ndarray, labels: np.ndarray, steps: int,
+                       label_smooth: float, seed: int) -> None:
+    """Fit a fresh classifier on frozen features (full batch, Adam) so that fine-tuning starts from
+    meaningful logits instead of sending random-classifier gradients into the backbone."""
+    torch.manual_seed(seed)
+    device = next(classifier.parameters()).device
+    x = torch.as_tensor(np.asarray(features, np.float32), device=device)
+    y = torch.as_tensor(labels, device=device)
+    opt = torch.optim.Adam(classifier.parameters(), lr=0.01)
+    classifier.train()
+    for _ in range(steps):
+        loss = cross_entropy_smooth(classifier(x), y, label_smooth)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module, classifier: nn.Module | None) -> torch.optim.Optimizer:
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": cfg.lr}]
+    if classifier is not None:
+        groups.append({"params": list(classifier.parameters()), "lr": cfg.lr * cfg.classifier_lr_mult})
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ProgReIDError(f"train.optimizer {cfg.optimizer!r}: choose sgd or adam.")
+
+
+def lr_factor(cfg: TrainConfig, epoch: int) -> float:
+    """Multiplier of the base learning rate at ``epoch`` (0-based): linear warm-up, then step/cosine."""
+    if epoch < cfg.warmup_epochs:
+        return (epoch + 1) / (cfg.warmup_epochs + 1)
+    e = epoch - cfg.warmup_epochs
+    if cfg.scheduler == "step":
+        return 0.1 ** (e // max(cfg.step_size, 1))
+    if cfg.scheduler == "cosine":
+        span = max(cfg.epochs - cfg.warmup_epochs, 1)
+        return 0.5 * (1 + math.cos(math.pi * e / span))
+    return 1.0
+
+
+def _batches(cfg: TrainConfig, labels: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Positions into ``labels`` for one epoch."""
+    if "triplet" in cfg.loss:
+        return pk_batches(labels, cfg.p, cfg.k, rng, cfg.small_clusters)
+    return shuffled_batches(len(labels), cfg.batch_size, rng)
+
+
+def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.ndarray, cfg: TrainConfig,
+        device: torch.device, seed: int, progress: bool = True, desc: str = "train",
+        features: np.ndarray | None = None) -> FitStats:
+    """Train ``model`` in place on ``images[indices]`` with class ``labels`` (0..C-1) for ``cfg.epochs``.
+
+    ``features``: the model's current features of ``images[indices]``, used to warm up a fresh
+    classifier when ``cfg.classifier_warmup`` > 0.
+    """
+    if cfg.loss not in LOSSES:
+        raise ProgReIDError(f"train.loss {cfg.loss!r}: choose one of {LOSSES}.")
+    indices, labels = np.asarray(indices), np.asarray(labels, np.int64)
+    if len(indices) == 0:
+        raise ProgReIDError("nothing to train on: the selection kept no sample.")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    num_classes = int(labels.max()) + 1
+    classifier = None
+    if "softmax" in cfg.loss:
+        classifier = make_classifier(model.feature_dim, num_classes, cfg.dropout).to(device)
+        if cfg.classifier_warmup > 0 and features is not None:
+            warm_up_classifier(classifier, features, labels, cfg.classifier_warmup, cfg.label_smooth, seed)
+    model.to(device, memory_format=torch.channels_last).train()
+    optimizer = make_optimizer(cfg, model, classifier)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    labels_t = torch.as_tensor(labels)
+    stats = FitStats()
+    start = time.perf_counter()
+
+    for epoch in range(cfg.epochs):
+        for g, lr in zip(optimizer.param_groups, base_lrs):
+            g["lr"] = lr * lr_factor(cfg, epoch)
+        batches = list(_batches(cfg, labels, rng))
+        if not batches:
+            raise ProgReIDError(f"no complete batch: {len(indices)} samples in {num_classes} classes are too few "
+                                f"for train.batch_size={cfg.batch_size} / train.p={cfg.p}, train.k={cfg.k}.")
+        losses = []
+        bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        for b, pos in enumerate(bar):
+            x = augment(images[indices[pos]], cfg.augment, gen, device)
+            y = labels_t[pos].to(device)
+            with autocast(device):
+                feats = model(x)
+                loss = torch.zeros((), device=device)
+                if classifier is not None:
+                    loss = loss + cross_entropy_smooth(classifier(feats).float(), y, cfg.label_smooth)
+                if "triplet" in cfg.loss:
+                    loss = loss + batch_hard_triplet(feats.float(), y, cfg.margin)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            stats.images += len(y)
+            if b % 10 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
+        stats.loss.append(float(np.mean(losses)))
+        stats.epochs += 1
+    stats.seconds = time.perf_counter() - start
+    model.eval()
+    return stats

@@ -1,0 +1,86 @@
+"""Load the unlabeled target domain: records without labels, images, and ground truth kept apart.
+
+Identities of the training split are deleted at load (OpenUnReID's habit); a copy is kept only for
+the diagnostics (cluster purity, reliable-set precision), which report and never feed back.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from progreid.config import Config
+from progreid.data.images import load_images
+from progreid.data.layouts import load_dataset, require_parts
+from progreid.data.records import UNLABELED, Record, Split, without_labels
+from progreid.errors import ProgReIDError
+
+
+@dataclass
+class TargetData:
+    split: Split                      # query/gallery keep their labels (they are the test)
+    train: list[Record]               # labels deleted
+    truth: np.ndarray | None          # ground-truth pids of train, for diagnostics only
+    train_images: np.ndarray
+    query_images: np.ndarray | None
+    gallery_images: np.ndarray | None
+
+    @property
+    def has_test(self) -> bool:
+        return self.query_images is not None and len(self.split.query) > 0 and len(self.split.gallery) > 0
+
+
+def load_target(cfg: Config, progress: bool = True) -> TargetData:
+    if not cfg.data.target:
+        raise ProgReIDError("no target dataset: pass --target DIR (or set data.target).")
+    split = load_dataset(cfg.data.target, cfg.data.layout)
+    require_parts(split, "train")
+    truth = np.array([r.pid for r in split.train], np.int64)
+    size = (cfg.data.height, cfg.data.width)
+    has_test = bool(split.query) and bool(split.gallery)
+    return TargetData(
+        split=split,
+        train=without_labels(split.train),
+        truth=None if np.any(truth == UNLABELED) else truth,
+        train_images=np.asarray(load_images([r.path for r in split.train], size, progress=progress)),
+        query_images=load_images([r.path for r in split.query], size, progress=progress) if has_test else None,
+        gallery_images=load_images([r.path for r in split.gallery], size, progress=progress) if has_test else None,
+    )
+
+
+def labeled_subset(cfg: Config, target: TargetData) -> tuple[np.ndarray, np.ndarray]:
+    """Semi-supervised PUL: (train indices, class ids 0..L-1) of the labeled target images.
+
+    From ``semi.labeled_csv`` (``path,pid``; paths relative to the CSV or absolute), or, as an
+    experiment on a dataset with ground truth, the images of ``semi.labeled_ids`` random identities.
+    """
+    if cfg.semi.labeled_csv:
+        csv_path = Path(cfg.semi.labeled_csv)
+        if not csv_path.is_file():
+            raise ProgReIDError(f"{csv_path}: labeled CSV not found (semi.labeled_csv).")
+        where = {str(Path(r.path).resolve()): i for i, r in enumerate(target.train)}
+        by_name = {Path(r.path).name: i for i, r in enumerate(target.train)}
+        idx, pids = [], []
+        with csv_path.open(newline="") as fh:
+            for lineno, row in enumerate(csv.DictReader(fh), 2):
+                path = Path(row.get("path", ""))
+                full = str((csv_path.parent / path).resolve())
+                i = where.get(full, by_name.get(path.name))
+                if i is None or not row.get("pid", "").strip().lstrip("-").isdigit():
+                    raise ProgReIDError(f"{csv_path}:{lineno}: {row} is not a 'path,pid' row of a training image.")
+                idx.append(i)
+                pids.append(int(row["pid"]))
+        _, classes = np.unique(pids, return_inverse=True)
+        return np.array(idx, np.int64), classes.astype(np.int64)
+    if cfg.semi.labeled_ids > 0:
+        if target.truth is None:
+            raise ProgReIDError("semi.labeled_ids needs a target whose training images carry identities.")
+        ids = np.unique(target.truth)
+        chosen = np.random.default_rng(cfg.seed).choice(ids, size=min(cfg.semi.labeled_ids, len(ids)), replace=False)
+        idx = np.flatnonzero(np.isin(target.truth, chosen))
+        _, classes = np.unique(target.truth[idx], return_inverse=True)
+        return idx.astype(np.int64), classes.astype(np.int64)
+    return np.zeros(0, np.int64), np.zeros(0, np.int64)

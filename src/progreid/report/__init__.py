@@ -1,0 +1,1 @@
+"""Run reports: per-round plots (and the HTML page)."""

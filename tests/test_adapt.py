@@ -1,0 +1,87 @@
+"""End to end on a tiny synthetic camera network: source training, PUL/TCUL rounds, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from progreid.config import load_config
+from progreid.data.synth import generate_network
+from progreid.engine.adapt import adapt
+from progreid.engine.source import train_source
+from progreid.errors import ProgReIDError
+
+SMALL = ["data.height=64", "data.width=32"]
+VOLATILE = {"seconds", "train_images_per_second"}
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    root = tmp_path_factory.mktemp("net")
+    paths = generate_network(root, num_ids=48, num_cameras=4, seed=0)
+    cfg = load_config("train", "quick", overrides=[*SMALL, f"data.source={paths['source']}", "train.epochs=8"])
+    train_source(cfg, root / "src", progress=False, log=lambda s: None)
+    return paths, root / "src" / "model.safetensors"
+
+
+def adapt_cfg(method: str, paths, weights, *extra: str):
+    return load_config(method, "quick", overrides=[*SMALL, f"data.target={paths['target']}",
+                                                  f"model.weights={weights}", "train.epochs=2",
+                                                  "loop.max_rounds=3", *extra])
+
+
+def stable(rows):
+    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in rows]
+
+
+def test_pul_runs_rounds_and_writes_the_run_folder(network, tmp_path):
+    paths, weights = network
+    rows = adapt(adapt_cfg("pul", paths, weights), tmp_path / "run", progress=False, log=lambda s: None)
+    assert [r["round"] for r in rows] == [0, 1, 2, 3]
+    assert {"rank1", "mAP", "mINP"} <= set(rows[0])
+    for r in rows[1:]:
+        assert 0 < r["reliable"] <= r["num_train"] and {"purity", "reliable_pair_precision", "mAP"} <= set(r)
+        assert {"extract", "cluster", "train", "evaluate"} <= set(r["seconds"])
+    run = tmp_path / "run"
+    assert (run / "config.yaml").exists() and (run / "curves.png").stat().st_size > 0
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 4
+    assert (run / "checkpoints" / "round_03.safetensors").exists()
+    assert json.loads((run / "state.json").read_text())["finished"] is True
+    with pytest.raises(ProgReIDError, match="--resume"):
+        adapt(adapt_cfg("pul", paths, weights), run, progress=False)
+
+
+def test_tcul_moves_centers_every_round(network, tmp_path):
+    paths, weights = network
+    rows = adapt(adapt_cfg("tcul", paths, weights, "train.p=8", "train.k=4"), tmp_path / "run", progress=False,
+                 log=lambda s: None)
+    assert all(r["center_shift"] > 0 and 0 < r["reliable"] < r["num_train"] for r in rows[1:])
+
+
+def test_killed_run_resumes_to_the_same_result(network, tmp_path):
+    paths, weights = network
+    cfg = adapt_cfg("tcul", paths, weights)
+    full = adapt(cfg, tmp_path / "full", progress=False, log=lambda s: None)
+
+    def die_after_round_2(line: str) -> None:
+        if line.startswith("round 2/"):
+            raise KeyboardInterrupt  # the process is killed right after round 2 was written
+
+    with pytest.raises(KeyboardInterrupt):
+        adapt(adapt_cfg("tcul", paths, weights), tmp_path / "killed", progress=False, log=die_after_round_2)
+    assert json.loads((tmp_path / "killed" / "state.json").read_text())["last_round"] == 2
+    resumed = adapt(adapt_cfg("tcul", paths, weights), tmp_path / "killed", resume=True, progress=False,
+                    log=lambda s: None)
+    assert stable(resumed) == stable(full)
+
+
+def test_tcul_without_frames_fails_clearly(tmp_path):
+    (tmp_path / "cuhk" / "bounding_box_train").mkdir(parents=True)
+    from conftest import write_image
+
+    write_image(tmp_path / "cuhk" / "bounding_box_train" / "0001_c1_00.jpg")
+    write_image(tmp_path / "cuhk" / "bounding_box_train" / "0001_c2_05.jpg")
+    cfg = load_config("tcul", "quick", overrides=[*SMALL, f"data.target={tmp_path / 'cuhk'}"])
+    with pytest.raises(ProgReIDError, match=r"'frame' field.*--method sul or --method pul"):
+        adapt(cfg, tmp_path / "run", progress=False)
