@@ -82,3 +82,18 @@ def test_reranking_keeps_well_separated_ranking_and_shape():
     assert d.shape == (len(q), len(g))
     m = evaluate_ranking(d, ids[q], ids[g], cams_q, cams_g)
     assert m.rank(1) == 1.0 and m.mAP > 0.99
+
+
+@pytest.mark.parametrize("decimals,scale", [(1, 1.0), (2, 1e-4), (3, 1e4)])
+def test_exact_under_heavy_ties_and_any_distance_scale(decimals, scale):
+    """Coarsely rounded distances put many negatives in the same histogram bin as a match."""
+    rng = np.random.default_rng(decimals)
+    nq, ng = 120, 3000
+    q_pids, g_pids = rng.integers(0, 40, nq), rng.integers(0, 40, ng)
+    q_cams, g_cams = rng.integers(0, 3, nq), rng.integers(0, 3, ng)
+    dist = np.round(rng.random((nq, ng)), decimals) * scale
+    ref = evaluate_reference(dist, q_pids, g_pids, q_cams, g_cams)
+    fast = evaluate_ranking(dist, q_pids, g_pids, q_cams, g_cams, chunk_size=37)
+    np.testing.assert_allclose(fast.cmc, ref.cmc)
+    np.testing.assert_allclose(fast.ap, ref.ap, rtol=1e-12)
+    assert fast.mINP == pytest.approx(ref.mINP, rel=1e-12)

@@ -3,9 +3,9 @@
 The usual implementation argsorts every query's row (O(G log G) per query, one at a time). All
 these metrics only need the rank of each *true match*, and that rank is
 ``(matches before it) + (negatives with a distance <= its distance)``. So per chunk of queries we
-take the few match distances (top-k over a masked row), bucket every negative between them with
-``searchsorted`` and count with ``scatter_add``: O(G log P) per query, fully vectorised, memory
-bounded by the chunk size.
+take the few match distances (top-k over a masked row) and count the negatives before each with a
+distance histogram plus an exact comparison inside the shared bins: O(G) per query, vectorised,
+memory bounded by the chunk size.
 
 Protocol (Market-1501): gallery entries with the query's id AND camera are ignored; queries with
 no valid match are skipped and counted. Ties are broken pessimistically: a negative at exactly a
@@ -59,24 +59,57 @@ class RankingMetrics:
 
 def _chunk_ranks(dist: torch.Tensor, q_pids: torch.Tensor, q_cams: torch.Tensor, g_pids: torch.Tensor,
                  g_cams: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """0-based ranks of each query's true matches (padded with -1) and the match counts."""
+    """0-based ranks of each query's true matches (padded with -1) and the match counts.
+
+    rank of match j = j + (negatives with distance <= d_j). Negatives are counted in two steps:
+    a coarse histogram over distance bins (one ``bincount`` for the chunk) gives, exactly, the
+    negatives in bins below match j's bin; only the few negatives sharing a bin with a match are
+    then compared with the match distances themselves.
+    """
+    n_q, n_g = dist.shape
     same_id = q_pids[:, None] == g_pids[None, :]
-    ignored = same_id & (q_cams[:, None] == g_cams[None, :])
-    match = same_id & ~ignored
+    match = same_id & (q_cams[:, None] != g_cams[None, :])  # same id AND camera: ignored
     n_match = match.sum(1)
-    p_max = int(n_match.max()) if len(n_match) else 0
-    inf = torch.tensor(float("inf"), dtype=dist.dtype)
+    p_max = int(n_match.max()) if n_q else 0
     if p_max == 0:
-        return torch.full((dist.shape[0], 0), -1, dtype=torch.long), n_match
+        return torch.full((n_q, 0), -1, dtype=torch.long), n_match
+    inf = torch.tensor(float("inf"), dtype=dist.dtype)
     match_d = torch.where(match, dist, inf).topk(p_max, dim=1, largest=False).values  # ascending, inf-padded
-    neg_d = torch.where(same_id, inf, dist)  # matches and ignored entries are not negatives
-    bucket = torch.searchsorted(match_d.contiguous(), neg_d.contiguous(), right=False)  # matches < d
-    n_q = dist.shape[0]
-    bucket += (torch.arange(n_q) * (p_max + 1))[:, None]  # one flat bincount beats scatter_add 10x
-    counts = torch.bincount(bucket.view(-1), minlength=n_q * (p_max + 1)).view(n_q, p_max + 1)
-    neg_before = counts.cumsum(1)[:, :p_max]  # negatives with d <= match j's distance
-    ranks = torch.arange(p_max)[None, :] + neg_before
     valid = torch.arange(p_max)[None, :] < n_match[:, None]
+    neg_d = torch.where(same_id, inf, dist)  # matches and ignored entries are not negatives
+
+    # Bins over [lo, hi]. The mapping is monotone, so a histogram of negatives counts, exactly,
+    # those in bins below a match's bin. Infinite distances (non-negatives) land in bin n_bins;
+    # negatives just past the farthest match may share its bin: the exact step handles them.
+    lo = float(dist.min())
+    hi = float(match_d[valid].max())
+    n_bins = max(64, min(n_g // 4, 1 << 16))
+    scale = n_bins / (hi - lo) * (1 - 1e-6) if hi > lo else 1.0  # never 0: inf * 0 is nan
+    shift = torch.tensor(-lo * scale, dtype=dist.dtype)
+
+    def to_bin(d: torch.Tensor) -> torch.Tensor:
+        return torch.add(shift, d, alpha=scale).clamp_(0, n_bins).to(torch.int32)
+
+    neg_bin = to_bin(neg_d)
+    match_bin = to_bin(match_d).long()  # padded matches land in bin n_bins
+    flat = neg_bin + (torch.arange(n_q, dtype=torch.int32) * (n_bins + 1))[:, None]
+    hist = torch.bincount(flat.view(-1), minlength=n_q * (n_bins + 1)).view(n_q, n_bins + 1)
+    below = hist.cumsum(1) - hist  # negatives in bins strictly below each bin
+    neg_before = below.gather(1, match_bin)
+
+    # negatives that share a bin with some match of their query: compare exactly
+    has_match = torch.zeros(n_q, n_bins + 1, dtype=torch.bool)
+    has_match.scatter_(1, match_bin, valid)
+    rows, cols = has_match.gather(1, neg_bin.long()).nonzero(as_tuple=True)
+    if len(rows):
+        vals = neg_d[rows, cols]
+        first = (match_d[rows] < vals[:, None]).sum(1)  # first match j with d_j >= value
+        end = (match_bin[rows] <= neg_bin[rows, cols].long()[:, None]).sum(1)  # past the last match in its bin
+        diff = torch.zeros(n_q, p_max + 1, dtype=torch.long)
+        diff.index_put_((rows, first), torch.ones_like(first), accumulate=True)
+        diff.index_put_((rows, end), -torch.ones_like(end), accumulate=True)
+        neg_before = neg_before + diff.cumsum(1)[:, :p_max]
+    ranks = torch.arange(p_max)[None, :] + neg_before
     return torch.where(valid, ranks, torch.full_like(ranks, -1)), n_match
 
 
