@@ -83,6 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="paper", help="paper or quick")
     _add_common_run(p)
 
+    p = sub.add_parser("demo", help="the whole job on embedded synthetic data (no dataset or weights needed)")
+    p.add_argument("--out", default="progreid-demo", help="output folder (default: progreid-demo)")
+    p.add_argument("--quick", action="store_true", help="smaller networks and fewer rounds (about 2 minutes)")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("synth", help="write a synthetic camera network (source/ and target/, Market-1501 layout)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--ids", type=int, default=200, help="identities per domain")
+    p.add_argument("--cameras", type=int, default=6)
+    p.add_argument("--height", type=int, default=64)
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("report", help="(re)write a run folder's report.html")
+    p.add_argument("run", help="run folder")
+
     p = sub.add_parser("extract", help="write features (.npy) and records (.csv) per split")
     _add_data(p)
     _add_model(p)
@@ -126,6 +142,19 @@ def run(args: argparse.Namespace) -> int:
 
         cfg = load_config("train", args.preset, args.config, _run_overrides(args))
         train_source(cfg, args.out, progress=progress)
+    elif args.command == "demo":
+        from progreid.engine.demo import run_demo
+
+        run_demo(args.out, args.quick, args.seed, progress)
+    elif args.command == "synth":
+        from progreid.data.synth import generate_network
+
+        for name, path in generate_network(args.out, args.ids, args.cameras, args.seed, (args.height, args.width)).items():
+            print(f"{name}: {path}")
+    elif args.command == "report":
+        from progreid.report.html import build_report
+
+        print(build_report(args.run))
     elif args.command == "extract":
         parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
         written = api.extract(args.data, args.arch, args.weights, args.out, parts, args.layout, args.batch_size,

@@ -27,10 +27,12 @@ from progreid.engine.evaluate import EvalOptions, evaluate_arrays
 from progreid.engine.extract import extract_features
 from progreid.engine.fit import fit
 from progreid.engine.rundir import RunDir
-from progreid.engine.target import TargetData, labeled_subset, load_target
+from progreid.engine.target import labeled_subset, load_target
 from progreid.errors import ProgReIDError
 from progreid.evaluation.clustering import label_diagnostics
 from progreid.models import build_model, load_weights, save_weights
+from progreid.report.artifacts import CLUSTERS_FILE, RANKED_FILE, save_cluster_samples, save_ranked_lists
+from progreid.report.plots import plot_rounds
 from progreid.select import l2n, select
 
 IMAGES_PER_CLUSTER = 16  # K = N / 16 when cluster.k = 0 (Market-1501 has ~17 images per identity)
@@ -116,9 +118,10 @@ def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         log(f"resuming {run.path} after round {last}")
     eval_opts = EvalOptions(size=(cfg.data.height, cfg.data.width))
 
-    def evaluate(m: torch.nn.Module) -> dict[str, Any]:
+    def evaluate(m: torch.nn.Module, rnd: int) -> dict[str, Any]:
         qf = extract_features(m, target.query_images, device=device, progress=progress, desc="query")
         gf = extract_features(m, target.gallery_images, device=device, progress=progress, desc="gallery")
+        save_ranked_lists(run.path / RANKED_FILE, rnd, qf, gf, target.split.query, target.split.gallery, seed=cfg.seed)
         return evaluate_arrays(qf, gf, target.split, eval_opts).as_percent()
 
     if last < 0:
@@ -126,7 +129,7 @@ def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         row: dict[str, Any] = {"round": 0}
         if target.has_test and cfg.loop.eval_every:
             with timer("evaluate"):
-                row.update(evaluate(model))
+                row.update(evaluate(model, 0))
         row["seconds"] = timer.seconds
         rows.append(row)
         run.write_metrics(rows)
@@ -188,7 +191,8 @@ def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
                 centers = new_centers
         if target.has_test and cfg.loop.eval_every and (rnd % cfg.loop.eval_every == 0 or rnd == cfg.loop.max_rounds):
             with timer("evaluate"):
-                row.update(evaluate(model))
+                row.update(evaluate(model, rnd))
+        save_cluster_samples(run.path / CLUSTERS_FILE, rnd, [target.train[i] for i in pool], labels, sel.reliable)
         row.update(label_diagnostics(labels, sel.reliable, None if target.truth is None else target.truth[pool]))
         row["seconds"] = timer.seconds
         rows.append(row)
@@ -200,7 +204,7 @@ def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         run.write_metrics(rows)
         run.write_state({"last_round": rnd, "finished": finished, "has_centers": cfg.cluster.labels == "centers"})
         log(summary_line(row, cfg.loop.max_rounds))
-        _plot(run, rows)
+        plot_rounds(rows, run.path / "curves.png")
         if finished:
             if rnd < cfg.loop.max_rounds:
                 log(f"stopping: the reliable set stopped growing (under {cfg.loop.stop_tol:.0%} for "
@@ -209,10 +213,7 @@ def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     if not finished:
         run.write_state({"last_round": rows[-1]["round"], "finished": True,
                          "has_centers": cfg.cluster.labels == "centers"})
+    from progreid.report.html import build_report
+
+    log(f"report: {build_report(run.path, f'{cfg.method.upper()} on {target.split.name}')}")
     return rows
-
-
-def _plot(run: RunDir, rows: list[dict[str, Any]]) -> None:
-    from progreid.report.plots import plot_rounds
-
-    plot_rounds(rows, run.path / "curves.png")
