@@ -85,3 +85,11 @@ def test_tcul_without_frames_fails_clearly(tmp_path):
     cfg = load_config("tcul", "quick", overrides=[*SMALL, f"data.target={tmp_path / 'cuhk'}"])
     with pytest.raises(ProgReIDError, match=r"'frame' field.*--method sul or --method pul"):
         adapt(cfg, tmp_path / "run", progress=False)
+
+
+def test_semi_supervised_pul_trains_on_labeled_images_every_round(network, tmp_path):
+    paths, weights = network
+    rows = adapt(adapt_cfg("pul", paths, weights, "semi.labeled_ids=5", "loop.max_rounds=2"), tmp_path / "run",
+                 progress=False, log=lambda s: None)
+    assert all(r["labeled"] > 0 for r in rows[1:])
+    assert all(r["num_train"] + r["labeled"] == rows[1]["num_train"] + rows[1]["labeled"] for r in rows[1:])

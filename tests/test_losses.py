@@ -63,3 +63,23 @@ def test_shuffled_batches_cover_each_index_once():
     batches = list(shuffled_batches(10, 3, np.random.default_rng(0)))
     flat = list(itertools.chain.from_iterable(batches))
     assert len(batches) == 3 and len(set(flat)) == 9
+
+
+def test_frozen_modules_keep_weights_and_bn_statistics():
+    from progreid.config import TrainConfig
+    from progreid.engine.fit import fit
+    from progreid.errors import ProgReIDError
+    from progreid.models import build_model
+
+    model = build_model("osnet_x0_25")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images = np.random.default_rng(0).integers(0, 255, (16, 64, 32, 3), dtype=np.uint8)
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=0.01, freeze="conv1,conv2")
+    fit(model, images, np.arange(16), np.arange(16) % 4, cfg, torch.device("cpu"), 0, progress=False)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("conv1.", "conv2.")))
+    assert not torch.equal(before["conv4.0.conv1.conv.weight"], after["conv4.0.conv1.conv.weight"])
+    assert all(p.requires_grad for p in model.parameters())  # unfrozen again for the next round
+    with pytest.raises(ProgReIDError, match="top-level modules"):
+        fit(model, images, np.arange(16), np.arange(16) % 4, TrainConfig(epochs=1, batch_size=8, freeze="layer9"),
+            torch.device("cpu"), 0, progress=False)

@@ -72,6 +72,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     classifier_lr_mult: float = 10.0
     classifier_warmup: int = 0  # steps fitting the fresh classifier on frozen features before fine-tuning
+    freeze: str = ""            # comma-separated module prefixes kept fixed (weights and BN stats), e.g. conv1,conv2
     dropout: float = 0.5
     label_smooth: float = 0.1
     margin: float = 0.5

@@ -64,6 +64,23 @@ def warm_up_classifier(classifier: nn.Module, features: np.ndarray, labels: np.n
         opt.step()
 
 
+def freeze_modules(model: nn.Module, prefixes: str) -> list[str]:
+    """Fix the parameters of the named submodules and keep their BatchNorm layers in eval mode."""
+    names = [p.strip() for p in prefixes.split(",") if p.strip()]
+    if not names:
+        return []
+    modules = dict(model.named_modules())
+    unknown = [n for n in names if n not in modules]
+    if unknown:
+        top = [n for n in modules if n and "." not in n]
+        raise ProgReIDError(f"train.freeze: no module {unknown} in this model; top-level modules: {top}.")
+    for n in names:
+        for p in modules[n].parameters():
+            p.requires_grad_(False)
+        modules[n].eval()
+    return names
+
+
 def make_optimizer(cfg: TrainConfig, model: nn.Module, classifier: nn.Module | None) -> torch.optim.Optimizer:
     groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": cfg.lr}]
     if classifier is not None:
@@ -118,6 +135,7 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
         if cfg.classifier_warmup > 0 and features is not None:
             warm_up_classifier(classifier, features, labels, cfg.classifier_warmup, cfg.label_smooth, seed)
     model.to(device, memory_format=torch.channels_last).train()
+    frozen = freeze_modules(model, cfg.freeze)
     optimizer = make_optimizer(cfg, model, classifier)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     labels_t = torch.as_tensor(labels)
@@ -146,12 +164,15 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(float(loss.detach()))
+            losses.append(loss.detach())  # no host sync per step (it would stall a GPU)
             stats.images += len(y)
-            if b % 10 == 0:
-                bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
-        stats.loss.append(float(np.mean(losses)))
+            if progress and b % 10 == 0:
+                bar.set_postfix(loss=f"{float(torch.stack(losses[-10:]).mean()):.3f}")
+        stats.loss.append(float(torch.stack(losses).mean()))
         stats.epochs += 1
     stats.seconds = time.perf_counter() - start
+    for name in frozen:
+        for p in dict(model.named_modules())[name].parameters():
+            p.requires_grad_(True)
     model.eval()
     return stats
