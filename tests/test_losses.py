@@ -83,3 +83,9 @@ def test_frozen_modules_keep_weights_and_bn_statistics():
     with pytest.raises(ProgReIDError, match="top-level modules"):
         fit(model, images, np.arange(16), np.arange(16) % 4, TrainConfig(epochs=1, batch_size=8, freeze="layer9"),
             torch.device("cpu"), 0, progress=False)
+
+
+def test_shuffled_batches_never_yield_a_single_image():
+    assert [len(b) for b in shuffled_batches(1, 32, np.random.default_rng(0))] == []
+    assert [len(b) for b in shuffled_batches(5, 32, np.random.default_rng(0))] == [5]
+    assert [len(b) for b in shuffled_batches(33, 32, np.random.default_rng(0), drop_last=False)] == [32]

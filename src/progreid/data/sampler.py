@@ -8,10 +8,13 @@ import numpy as np
 
 
 def shuffled_batches(n: int, batch_size: int, rng: np.random.Generator, drop_last: bool = True) -> Iterator[np.ndarray]:
+    """Shuffled batches; the remainder is dropped (or kept), but never as a batch of one image,
+    which BatchNorm cannot train on. Fewer than ``batch_size`` samples make one smaller batch."""
     order = rng.permutation(n)
     stop = n - n % batch_size if drop_last and n >= batch_size else n
     for s in range(0, stop, batch_size):
-        yield order[s:s + batch_size]
+        if stop - s >= 2:
+            yield order[s:min(s + batch_size, stop)]
 
 
 def pk_batches(labels: np.ndarray, p: int, k: int, rng: np.random.Generator,

@@ -38,14 +38,14 @@ class DomainStyle:
 
 
 def domain_style(name: str) -> DomainStyle:
-    n = len(PALETTE)
+    """Source: clean cameras, brighter clothing. Target: the same kinds of clothing with other
+    preferences, stronger casts and lighting changes, more blur, noise and occlusion."""
+    w = np.ones(len(PALETTE))
     if name == "source":
-        w = np.ones(n)
-        w[[0, 1, 2, 3, 8, 10, 11]] *= 3.0  # bright clothing, clean cameras
-        return DomainStyle(w / w.sum(), 0.10, (0.85, 1.15), 1, 4.0, 0.1, False)
-    w = np.ones(n)
-    w[[5, 6, 7, 12, 13, 14, 15]] *= 3.0  # darker clothing, stronger camera effects
-    return DomainStyle(w / w.sum(), 0.28, (0.55, 1.25), 3, 10.0, 0.3, True)
+        w[[0, 1, 2, 3, 8, 10, 11]] *= 1.8
+        return DomainStyle(w / w.sum(), 0.06, (0.9, 1.1), 1, 3.0, 0.1, False)
+    w[[5, 6, 7, 12, 13, 14, 15]] *= 1.5
+    return DomainStyle(w / w.sum(), 0.12, (0.75, 1.1), 2, 5.0, 0.2, True)
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Camera:
     light: float
     blur: int
     noise: float
-    background: np.ndarray  # (H, W, 3)
+    background: np.ndarray  # (H, 4W, 3): a panorama; each crop sees a random window of it
     scale: float
     offset: float
     occluder: np.ndarray
@@ -88,9 +88,13 @@ def make_person(rng: np.random.Generator, style: DomainStyle) -> Person:
 
 def make_camera(rng: np.random.Generator, style: DomainStyle, size: tuple[int, int]) -> Camera:
     h, w = size
-    base = rng.uniform(40, 110, 3) if style.background_dark else rng.uniform(110, 210, 3)
+    pw = 4 * w
+    base = rng.uniform(60, 150, 3) if style.background_dark else rng.uniform(110, 210, 3)
     grad = np.linspace(-25, 25, h)[:, None, None] * rng.uniform(-1, 1)
-    texture = rng.normal(0, 12, (h // 4 + 1, w // 4 + 1, 3)).repeat(4, 0).repeat(4, 1)[:h, :w]
+    texture = rng.normal(0, 12, (h // 4 + 1, pw // 4 + 1, 3)).repeat(4, 0).repeat(4, 1)[:h, :pw]
+    for _ in range(6):  # scene structures: doors, windows, benches, shop fronts
+        x0, y0 = int(rng.integers(0, pw - 4)), int(rng.integers(0, h - 4))
+        texture[y0:y0 + int(rng.integers(4, h // 2)), x0:x0 + int(rng.integers(4, w))] += rng.uniform(-70, 70, 3)
     return Camera(cast=np.clip(1 + rng.normal(0, style.cast_spread, 3), 0.5, 1.6),
                   light=float(rng.uniform(*style.light_range)), blur=int(rng.integers(0, style.blur_max + 1)),
                   noise=style.noise * float(rng.uniform(0.5, 1.5)),
@@ -110,10 +114,15 @@ def _box_blur(img: np.ndarray, r: int) -> np.ndarray:
     return np.concatenate([c[:, k - 1:k], c[:, k:] - c[:, :-k]], 1) / (k * k)
 
 
-def render(person: Person, cam: Camera, rng: np.random.Generator, size: tuple[int, int], front: bool) -> np.ndarray:
+def render(person: Person, cam: Camera, rng: np.random.Generator, size: tuple[int, int], front: bool,
+           occlusion: float = 0.2) -> np.ndarray:
     """One detected crop of ``person`` in ``cam``: uint8 (H, W, 3)."""
     h, w = size
-    img = cam.background.copy()
+    x0 = int(rng.integers(0, cam.background.shape[1] - w + 1))
+    img = cam.background[:, x0:x0 + w].copy()
+    for _ in range(int(rng.integers(0, 3))):  # clutter passing through the crop
+        cy, cx0 = int(rng.integers(0, h)), int(rng.integers(0, w))
+        img[cy:cy + int(rng.integers(2, h // 4)), cx0:cx0 + int(rng.integers(2, w // 3))] = rng.uniform(20, 235, 3)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     yn, xn = ys / h, xs / w
     # viewpoint and detector jitter: scale and shift of the body inside the crop
@@ -152,7 +161,7 @@ def render(person: Person, cam: Camera, rng: np.random.Generator, size: tuple[in
     img[head] = np.array([210, 160, 130], np.float32) if front else person.hair
     img[head & (yn < body_y(0.06))] = person.hair
     # occluder (a pole, a car, another person's shoulder)
-    if rng.random() < 0.25:
+    if rng.random() < occlusion:
         x0 = rng.uniform(0, 0.9)
         img[(xn > x0) & (xn < x0 + rng.uniform(0.08, 0.3)) & (yn > rng.uniform(0.4, 0.9))] = cam.occluder
     # camera: colour cast, illumination, blur, sensor noise
@@ -199,7 +208,7 @@ def generate_domain(out: str | Path, domain: str = "target", num_ids: int = 100,
         (out / sub).mkdir(parents=True, exist_ok=True)
     for i, (pid, cam, frame) in enumerate(sorted(shots, key=lambda s: (s[0], s[1], s[2]))):
         front = bool(rng.random() < 0.5)
-        img = render(people[pid], cams[cam], rng, size, front)
+        img = render(people[pid], cams[cam], rng, size, front, style.occlusion)
         if pid in test_ids:
             sub = "query" if (pid, cam) not in seen_pair else "bounding_box_test"
             seen_pair.add((pid, cam))
