@@ -45,3 +45,15 @@ def test_extract_writes_features_and_records(tmp_path, capsys):
     assert feats.shape == (2, 512)
     lines = (tmp_path / "o" / "train_records.csv").read_text().splitlines()
     assert lines[0] == "path,pid,camid,sequence,frame" and lines[2].endswith(",2,2,1,5")
+
+
+def test_bad_device_and_bad_override_are_user_errors(tmp_path, capsys):
+    write_image(tmp_path / "d" / "bounding_box_train" / "0001_c1s1_000001_00.jpg")
+    assert main(["-q", "adapt", "--target", str(tmp_path / "d"), "--out", str(tmp_path / "r"),
+                 "--device", "gpu"]) == 2
+    assert "--device 'gpu'" in capsys.readouterr().err
+    assert main(["-q", "adapt", "--target", str(tmp_path / "d"), "--out", str(tmp_path / "r2"),
+                 "--set", "train.epochz=3"]) == 2
+    assert "unknown key 'epochz'" in capsys.readouterr().err
+    # nothing was lost and nothing blocks a corrected retry: the folder holds no finished round
+    assert not (tmp_path / "r" / "state.json").exists()

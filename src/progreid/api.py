@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 from progreid.data.images import load_images
@@ -83,5 +82,3 @@ def write_records_csv(path: str | Path, records: list[Record]) -> None:
 def write_json(path: str | Path, obj) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n"))
 
-
-torch.backends.cudnn.benchmark = True

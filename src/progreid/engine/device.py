@@ -6,15 +6,18 @@ import contextlib
 
 import torch
 
+from progreid.errors import ProgReIDError
+
 
 def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    except RuntimeError:
+        raise ProgReIDError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        from progreid.errors import ProgReIDError
-
         raise ProgReIDError(f"--device {name}: CUDA is not available on this machine. Fix: use --device cpu.")
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     return dev
 
 

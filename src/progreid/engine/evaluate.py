@@ -12,7 +12,7 @@ from progreid.data.images import load_images
 from progreid.data.layouts import require_parts
 from progreid.data.records import Record, Split
 from progreid.engine.extract import extract_features
-from progreid.evaluation.metrics import RankingMetrics, evaluate_features
+from progreid.evaluation.metrics import RankingMetrics, evaluate_features, evaluate_ranking
 from progreid.evaluation.rerank import re_ranking
 
 
@@ -47,7 +47,5 @@ def evaluate_arrays(qf: np.ndarray, gf: np.ndarray, split: Split, opts: EvalOpti
     q_pids, q_cams = records_arrays(split.query)
     g_pids, g_cams = records_arrays(split.gallery)
     if opts.rerank:
-        from progreid.evaluation.metrics import evaluate_ranking
-
         return evaluate_ranking(re_ranking(qf, gf, metric=opts.metric), q_pids, g_pids, q_cams, g_cams)
     return evaluate_features(qf, gf, q_pids, g_pids, q_cams, g_cams, metric=opts.metric)

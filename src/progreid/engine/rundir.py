@@ -43,16 +43,21 @@ class RunDir:
 
     # lifecycle
     def start(self, cfg: Config, resume: bool) -> tuple[Config, dict[str, Any] | None]:
-        """Create the folder, or reopen it with ``resume``. Returns the config to use and saved state."""
-        if self.state_file.exists() or self.config_file.exists():
+        """Create the folder, or reopen it with ``resume``. Returns the config to use and saved state.
+
+        A folder whose run never finished round 0 (no ``state.json``) holds nothing to lose: it is
+        started afresh, so a run that failed on bad input can simply be repeated.
+        """
+        if self.state_file.exists():
             if not resume:
                 raise ProgReIDError(f"{self.path}: already holds a run. Fix: pass --resume to continue it, "
                                     "or choose another --out.")
             saved = config_from_dict(yaml.safe_load(self.config_file.read_text()))
-            state = json.loads(self.state_file.read_text()) if self.state_file.exists() else None
-            return saved, state
-        if resume:
+            return saved, json.loads(self.state_file.read_text())
+        if resume and not self.config_file.exists():
             raise ProgReIDError(f"{self.path}: no run to resume there (no config.yaml). Fix: drop --resume.")
+        if resume:
+            cfg = config_from_dict(yaml.safe_load(self.config_file.read_text()))
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write(self.config_file, lambda t: Path(t).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
         return cfg, None

@@ -58,7 +58,9 @@ def save_cluster_samples(path: str | Path, round_: int, records: list[Record], l
     clusters = []
     for k in chosen:
         members = np.flatnonzero(labels == k)
-        members = members[np.argsort(~reliable[members], kind="stable")][:per_cluster]
+        kept, dropped = members[reliable[members]], members[~reliable[members]]
+        n_dropped = min(len(dropped), per_cluster // 3)  # show what was rejected, not only what was kept
+        members = np.concatenate([kept[:per_cluster - n_dropped], dropped[:n_dropped]])
         clusters.append({"cluster": int(k), "size": int(sizes[k]), "reliable": int(reliable[labels == k].sum()),
                          "members": [{"path": records[i].path, "camid": records[i].camid,
                                       "frame": records[i].frame, "reliable": bool(reliable[i])} for i in members]})

@@ -13,6 +13,7 @@ def plot_rounds(rows: list[dict[str, Any]], path: str | Path, title: str = "") -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     ev = [r for r in rows if "mAP" in r]
@@ -36,6 +37,8 @@ def plot_rounds(rows: list[dict[str, Any]], path: str | Path, title: str = "") -
     axes[2].set(xlabel="round", ylabel="seconds", title="time per stage")
     if stages:
         axes[2].legend(fontsize=8)
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
