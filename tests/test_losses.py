@@ -89,3 +89,10 @@ def test_shuffled_batches_never_yield_a_single_image():
     assert [len(b) for b in shuffled_batches(1, 32, np.random.default_rng(0))] == []
     assert [len(b) for b in shuffled_batches(5, 32, np.random.default_rng(0))] == [5]
     assert [len(b) for b in shuffled_batches(33, 32, np.random.default_rng(0), drop_last=False)] == [32]
+
+
+def test_pk_sampler_falls_back_to_one_small_batch_when_labels_are_few():
+    labels = np.array([0, 0, 1, 1, 1, 2])  # two usable labels (2 has one image), P = 16
+    batches = list(pk_batches(labels, p=16, k=4, rng=np.random.default_rng(0)))
+    assert len(batches) == 1 and sorted(set(labels[batches[0]])) == [0, 1] and len(batches[0]) == 8
+    assert list(pk_batches(np.array([0, 0, 1]), p=16, k=4, rng=np.random.default_rng(0))) == []

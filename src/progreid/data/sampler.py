@@ -23,7 +23,9 @@ def pk_batches(labels: np.ndarray, p: int, k: int, rng: np.random.Generator,
 
     Every label appears once per epoch, with K of its samples: drawn without replacement when it
     has at least K, else with replacement (``small="replace"``) or the label is left out
-    (``small="skip"``). Batches hold P distinct labels; the last incomplete batch is dropped.
+    (``small="skip"``). Batches hold P distinct labels; the last incomplete batch is dropped,
+    unless it would be the only one: fewer than P usable labels (a small camera network, an early
+    round) still train, on one batch of all of them.
     """
     labels = np.asarray(labels)
     by_label: dict[int, np.ndarray] = {}
@@ -35,7 +37,8 @@ def pk_batches(labels: np.ndarray, p: int, k: int, rng: np.random.Generator,
             continue  # a single image has no positive to pair with
         by_label[int(lab)] = members
     order = rng.permutation(sorted(by_label))
-    for s in range(0, len(order) - len(order) % p, p):
+    stop = len(order) - len(order) % p if len(order) >= p else (len(order) if len(order) >= 2 else 0)
+    for s in range(0, stop, p):
         batch = []
         for lab in order[s:s + p]:
             members = by_label[int(lab)]
