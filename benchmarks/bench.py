@@ -6,6 +6,7 @@ own section of BENCHMARKS.md (between ``<!-- suite:NAME -->`` markers).
     python benchmarks/bench.py train       # fine-tuning throughput vs the model-only limit
     python benchmarks/bench.py rounds RUN [RUN ...]     # seconds per stage of finished runs
     python benchmarks/bench.py accuracy RUN [RUN ...]   # direct / PUL / SUL / TCUL table from runs
+    python benchmarks/bench.py sweep NAME FOLDER --title T --command C   # publish a sweep.py result
 """
 
 from __future__ import annotations
@@ -253,25 +254,52 @@ Machine: {machine()}. Command: `python benchmarks/bench.py rounds RUN ...` over 
 
 def bench_accuracy(args) -> None:
     lines = []
+    seen_targets: set[str] = set()
     for path, cfg, rows in load_runs(args.runs):
         first, last = rows[0], rows[-1]
+        target = Path(cfg["data"]["target"]).name
+        if target not in seen_targets:  # round 0 of any run is the direct transfer of the source model
+            seen_targets.add(target)
+            lines.append(f"| direct transfer | {target} | {first.get('rank1', 0):.1f} / {first.get('mAP', 0):.1f} | "
+                         f"{first.get('rank1', 0):.1f} / {first.get('rank5', 0):.1f} / {first.get('mAP', 0):.1f} | "
+                         f"| | | | | {cfg['seed']} |")
         best = max((r for r in rows if "mAP" in r), key=lambda r: r["mAP"])
         per_round = " → ".join(f"{r['mAP']:.1f}" for r in rows if "mAP" in r)
         rel = " → ".join(f"{100 * r['reliable_fraction']:.0f}" for r in rows if "reliable_fraction" in r)
         prec = " → ".join(f"{100 * r['reliable_pair_precision']:.0f}" for r in rows if "reliable_pair_precision" in r)
-        method = cfg["method"].upper() + (" (no selection)" if cfg["select"]["method"] == "all" else "")
+        extra = [f"--select all" if cfg["select"]["method"] == "all" else "",
+                 f"--set loop.max_rounds={cfg['loop']['max_rounds']}" if cfg["loop"]["max_rounds"] != 5 else ""]
+        method = cfg["method"].upper() + " " + " ".join(f"`{e}`" for e in extra if e)
         lines.append(f"| {method} | {Path(cfg['data']['target']).name} | {first.get('rank1', 0):.1f} / {first.get('mAP', 0):.1f} | "
                      f"{last.get('rank1', 0):.1f} / {last.get('rank5', 0):.1f} / {last.get('mAP', 0):.1f} | "
                      f"**{last.get('mAP', 0) - first.get('mAP', 0):+.1f}** | {best['mAP']:.1f} (round {best['round']}) | "
-                     f"{per_round} | {rel} | {prec} | {cfg['seed']} | `{path}` |")
+                     f"{per_round} | {rel} | {prec} | {cfg['seed']} |")
     write_section("accuracy", f"""## 5. Accuracy: MSMT17 → target, OSNet x0.25 (`osnet_x0_25_msmt17.pth`)
-Machine: {machine()}. Commands: see the run commands above the table; then
-`python benchmarks/bench.py accuracy RUN ...`. mAP per round, reliable fraction (%) and reliable-set pair
-precision (%, a ground-truth diagnostic the method never sees) per round.
+Machine: {machine()}. Seed 0. Each row is one run of
+`progreid adapt --method M --preset quick --target ../shared/data/T --weights ../shared/data/weights/osnet_x0_25_msmt17.pth --out runs/NAME [EXTRA]`
+(EXTRA in the method column), then `python benchmarks/bench.py accuracy runs/NAME ...`. mAP per round,
+reliable fraction per round and reliable-set pair precision per round (a ground-truth diagnostic the method
+never sees). TCUL needs frame ids, which cuhk03-mini does not have.
 
-| method | target | direct R1 / mAP | final R1 / R5 / mAP | mAP gain | best mAP | mAP per round | reliable % per round | reliable precision % | seed | run |
-|---|---|---|---|---|---|---|---|---|---|---|
+| method | target | direct R1 / mAP | final R1 / R5 / mAP | mAP gain | best mAP | mAP per round | reliable % per round | reliable precision % | seed |
+|---|---|---|---|---|---|---|---|---|---|
 """ + "\n".join(lines))
+
+
+def bench_sweep(args) -> None:
+    """Publish a finished benchmarks/sweep.py folder: its table, and its plot under benchmarks/figures/."""
+    import shutil
+
+    out = Path(args.folder)
+    figure = ROOT / "benchmarks" / "figures" / f"sweep_{args.name}.png"
+    figure.parent.mkdir(exist_ok=True)
+    shutil.copyfile(out / "sweep.png", figure)
+    write_section(f"sweep_{args.name}", f"""## Sweep: {args.title}
+Machine: {machine()}. Command: `{args.command}`, then `python benchmarks/bench.py sweep {args.name} OUT`.
+
+{(out / "sweep.md").read_text().strip()}
+
+![{args.title}](benchmarks/figures/{figure.name})""")
 
 
 def main() -> None:
@@ -282,9 +310,14 @@ def main() -> None:
         sub.add_parser(name)
     for name in ("rounds", "accuracy"):
         sub.add_parser(name).add_argument("runs", nargs="+")
+    sw = sub.add_parser("sweep")
+    for a in ("name", "folder"):
+        sw.add_argument(a)
+    sw.add_argument("--title", required=True)
+    sw.add_argument("--command", required=True, help="the sweep.py command that made the folder")
     args = parser.parse_args()
     {"eval": bench_eval, "cluster": bench_cluster, "train": bench_train, "rounds": bench_rounds,
-     "accuracy": bench_accuracy}[args.suite](args)
+     "accuracy": bench_accuracy, "sweep": bench_sweep}[args.suite](args)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ def test_pul_runs_rounds_and_writes_the_run_folder(network, tmp_path):
     assert {"rank1", "mAP", "mINP"} <= set(rows[0])
     for r in rows[1:]:
         assert 0 < r["reliable"] <= r["num_train"] and {"purity", "reliable_pair_precision", "mAP"} <= set(r)
+        assert r["reliable_cameras_per_cluster"] >= 1
         assert {"extract", "cluster", "train", "evaluate"} <= set(r["seconds"])
     run = tmp_path / "run"
     assert (run / "config.yaml").exists() and (run / "curves.png").stat().st_size > 0

@@ -69,3 +69,14 @@ def test_diagnostics_on_a_hand_made_labelling():
     # pairs sharing a pseudo-label: cluster 0 has 3 (1 true), cluster 1 has 1 (1 true)
     assert pair_precision(pred, truth) == pytest.approx(2 / 4)
     assert nmi(truth, truth) == pytest.approx(1.0)
+
+
+def test_cameras_per_cluster_counts_distinct_cameras_of_reliable_members():
+    from progreid.evaluation.clustering import cameras_per_cluster
+
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    cams = np.array([1, 2, 2, 3, 3, 1])
+    reliable = np.array([True, True, True, True, True, True])
+    assert cameras_per_cluster(labels, cams, reliable) == pytest.approx((2 + 1) / 2)  # cluster 2 has one member
+    reliable[1] = reliable[2] = False
+    assert np.isnan(cameras_per_cluster(labels[:1], cams[:1], reliable[:1]))

@@ -29,7 +29,7 @@ from progreid.engine.fit import fit
 from progreid.engine.rundir import RunDir
 from progreid.engine.target import labeled_subset, load_target
 from progreid.errors import ProgReIDError
-from progreid.evaluation.clustering import label_diagnostics
+from progreid.evaluation.clustering import cameras_per_cluster, label_diagnostics
 from progreid.models import build_model, load_weights, save_weights
 from progreid.report.artifacts import CLUSTERS_FILE, RANKED_FILE, save_cluster_samples, save_ranked_lists
 from progreid.report.plots import plot_rounds
@@ -181,6 +181,8 @@ def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         features = None
         row = {"round": rnd, "k": int(k), "num_train": int(len(pool)), "reliable": int(sel.reliable.sum()),
                "reliable_fraction": round(float(sel.reliable.mean()), 4), "labeled": int(len(labeled_idx)),
+               "reliable_cameras_per_cluster": round(cameras_per_cluster(
+                   labels, np.array([target.train[i].camid for i in pool]), sel.reliable), 3),
                "train_loss": round(stats.loss[-1], 4), "train_images_per_second": round(stats.images_per_second, 1)}
         if cfg.cluster.center_update > 0:
             with timer("update"):

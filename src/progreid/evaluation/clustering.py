@@ -44,6 +44,20 @@ def pair_precision(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(both / same_pred) if same_pred else float("nan")
 
 
+def cameras_per_cluster(labels: np.ndarray, cameras: np.ndarray, reliable: np.ndarray) -> float:
+    """Mean number of distinct cameras among each pseudo-identity's reliable members (clusters
+    with at least two). Needs no ground truth: it tells whether training will see cross-camera
+    positives, which similarity selection tends to lose (near-duplicates from one camera)."""
+    lab, cam = labels[reliable], cameras[reliable]
+    if len(lab) == 0:
+        return float("nan")
+    pairs = np.unique(np.stack([lab, cam], 1), axis=0)
+    per_cluster = np.bincount(pairs[:, 0])
+    sizes = np.bincount(lab)
+    keep = sizes[: len(per_cluster)] >= 2
+    return float(per_cluster[keep].mean()) if keep.any() else float("nan")
+
+
 def label_diagnostics(labels: np.ndarray, reliable: np.ndarray, truth: np.ndarray | None) -> dict[str, float]:
     """Cluster purity/NMI of all labels and purity/pair precision of the reliable subset."""
     if truth is None or np.any(truth < 0):
