@@ -89,30 +89,24 @@ def load_market1501(root: Path) -> Split:
     return _market_style(Path(root), "Market-1501", MARKET_RE, "0002_c1s1_000451_03.jpg", _market_record)
 
 
+def _id_camera_layout(name: str, title: str, pattern: re.Pattern, example: str, frame_field: bool) -> Loader:
+    """A Market-style layout whose names carry (id, camera, third number): a global frame or an index."""
+    def to_record(path: Path, m: re.Match) -> Record:
+        pid, cam, third = (int(g) for g in m.groups())
+        return Record(str(path), pid, cam, 0, third if frame_field else None)
+
+    def load(root: Path) -> Split:
+        return _market_style(Path(root), title, pattern, example, to_record)
+
+    load.__doc__ = f"{title}: ``{example}``" + ("; frame numbers are global per camera." if frame_field
+                                                else " (id, camera, image index); no frame ids.")
+    return register(name)(load)
+
+
 DUKE_RE = re.compile(r"(\d+)_c(\d+)_f(\d+)\.(?:jpg|jpeg|png)", re.IGNORECASE)
-
-
-@register("dukemtmc")
-def load_dukemtmc(root: Path) -> Split:
-    """DukeMTMC-reID: ``0001_c2_f0046182.jpg``; frame numbers are global per camera."""
-    def rec(path: Path, m: re.Match) -> Record:
-        pid, cam, frame = (int(g) for g in m.groups())
-        return Record(str(path), pid, cam, 0, frame)
-
-    return _market_style(Path(root), "DukeMTMC-reID", DUKE_RE, "0001_c2_f0046182.jpg", rec)
-
-
 CUHK03_RE = re.compile(r"(\d+)_c(\d+)_(\d+)\.(?:jpg|jpeg|png)", re.IGNORECASE)
-
-
-@register("cuhk03")
-def load_cuhk03(root: Path) -> Split:
-    """CUHK03 new protocol folders: ``0001_c1_00.png`` (id, camera, image index); no frame ids."""
-    def rec(path: Path, m: re.Match) -> Record:
-        pid, cam, _ = (int(g) for g in m.groups())
-        return Record(str(path), pid, cam, 0, None)
-
-    return _market_style(Path(root), "CUHK03", CUHK03_RE, "0001_c1_00.png", rec)
+load_dukemtmc = _id_camera_layout("dukemtmc", "DukeMTMC-reID", DUKE_RE, "0001_c2_f0046182.jpg", frame_field=True)
+load_cuhk03 = _id_camera_layout("cuhk03", "CUHK03", CUHK03_RE, "0001_c1_00.png", frame_field=False)
 
 
 MSMT_LISTS = {"train": ("list_train.txt", "list_val.txt"), "query": ("list_query.txt",),
