@@ -6,9 +6,6 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
-from torch import nn
-
 from progreid.data.images import load_images
 from progreid.data.layouts import load_dataset, require_parts
 from progreid.data.records import Record
@@ -16,16 +13,10 @@ from progreid.engine.device import resolve_device
 from progreid.engine.evaluate import EvalOptions, evaluate_split
 from progreid.engine.extract import extract_features
 from progreid.evaluation.metrics import RankingMetrics
-from progreid.models import build_model, load_weights
-from progreid.models.checkpoint import atomic_write
+from progreid.models import load_model
+from progreid.models.checkpoint import atomic_write, save_npy
 
-
-def load_model(arch: str, weights: str | Path | None = None, **kwargs) -> nn.Module:
-    """Build ``arch`` and load ``weights`` strictly (classifier rows dropped)."""
-    model = build_model(arch, **kwargs)
-    if weights:
-        load_weights(model, weights, arch)
-    return model
+__all__ = ["evaluate", "extract", "load_model", "write_json", "write_records_csv"]
 
 
 def evaluate(data: str | Path, arch: str, weights: str | Path | None, layout: str = "auto",
@@ -60,15 +51,10 @@ def extract(data: str | Path, arch: str, weights: str | Path | None, out: str | 
         images = load_images([r.path for r in records], size, progress=progress)
         feats = extract_features(model, images, batch_size, dev, progress=progress, desc=part)
         npy = out / f"{part}_features.npy"
-        atomic_write(npy, lambda tmp: _save_npy(tmp, feats))
+        save_npy(npy, feats)
         atomic_write(out / f"{part}_records.csv", lambda tmp: write_records_csv(tmp, records))
         written[part] = npy
     return written
-
-
-def _save_npy(path: str, arr: np.ndarray) -> None:
-    with open(path, "wb") as fh:
-        np.save(fh, arr, allow_pickle=False)
 
 
 def write_records_csv(path: str | Path, records: list[Record]) -> None:

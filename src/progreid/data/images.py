@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from progreid.errors import DatasetError
+from progreid.models.checkpoint import save_npy
 
 
 def default_cache_dir() -> Path:
@@ -68,12 +69,8 @@ def load_images(paths: Sequence[str], size: tuple[int, int] = (256, 128), cache_
         for i, img in enumerate(tqdm(it, total=len(paths), desc="decode", disable=not progress, leave=False)):
             out[i] = img
     if target is not None:
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as fh:
-                np.save(fh, out, allow_pickle=False)
-            os.replace(tmp, target)
+            save_npy(target, out)
         except OSError:
-            tmp.unlink(missing_ok=True)  # a read-only or full cache folder only costs speed
+            pass  # a read-only or full cache folder only costs speed
     return out

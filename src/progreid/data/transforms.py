@@ -25,7 +25,7 @@ class AugmentConfig:
 
 
 def to_tensor(batch: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 NHWC -> float NCHW in [0, 1] on ``device`` (channels_last memory, free of copies)."""
+    """uint8 NHWC -> float NCHW in [0, 1] on ``device`` (the permute keeps channels-last memory order)."""
     x = torch.from_numpy(np.array(batch, copy=True)) if isinstance(batch, np.ndarray) else batch
     x = x.to(device, non_blocking=True).permute(0, 3, 1, 2)
     return x.float().div_(255.0)

@@ -30,7 +30,7 @@ from progreid.engine.rundir import RunDir
 from progreid.engine.target import labeled_subset, load_target
 from progreid.errors import ProgReIDError
 from progreid.evaluation.clustering import cameras_per_cluster, label_diagnostics
-from progreid.models import build_model, load_weights, save_weights
+from progreid.models import load_model, save_weights
 from progreid.report.artifacts import CLUSTERS_FILE, RANKED_FILE, save_cluster_samples, save_ranked_lists
 from progreid.report.plots import plot_rounds
 from progreid.select import l2n, select
@@ -46,10 +46,8 @@ def num_clusters(cfg: Config, n: int) -> int:
 
 
 def build_original(cfg: Config) -> torch.nn.Module:
-    model = build_model(cfg.model.arch, last_stride=cfg.model.last_stride, embedding_dim=cfg.model.embedding_dim)
-    if cfg.model.weights:
-        load_weights(model, cfg.model.weights, cfg.model.arch)
-    return model
+    return load_model(cfg.model.arch, cfg.model.weights or None, last_stride=cfg.model.last_stride,
+                      embedding_dim=cfg.model.embedding_dim)
 
 
 class Timer:
@@ -91,16 +89,17 @@ def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     cfg, state = run.start(cfg, resume)
     device = resolve_device(cfg.device)
     target = load_target(cfg, progress)
-    if cfg.select.method == "temporal" and any(r.frame is None for r in target.train):
+    if cfg.select.method == "temporal" and not target.split.has_frames:
         raise ProgReIDError(
             f"--method {cfg.method} selects by frame ids, but {target.split.name!r} has no 'frame' field "
             "(e.g. CUHK03). Fix: use --method sul or --method pul, which select by feature similarity.")
     labeled_idx, labeled_cls = labeled_subset(cfg, target)
     pool = np.setdiff1d(np.arange(len(target.train)), labeled_idx)
+    pool_records = [target.train[i] for i in pool]
+    pool_cameras = np.array([r.camid for r in pool_records])
     k = num_clusters(cfg, len(pool))
-    original = build_original(cfg)
-    original_state = copy.deepcopy(original.state_dict())
-    model = original
+    model = build_original(cfg)
+    pristine = copy.deepcopy(model)  # PUL fine-tunes a fresh copy of the original model every round
     rows: list[dict[str, Any]] = []
     centers: np.ndarray | None = None
     last = -1
@@ -158,7 +157,7 @@ def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
                 raise ProgReIDError(f"cluster.labels {cfg.cluster.labels!r}: choose kmeans or centers.")
         with timer("select"):
             sel = select(cfg.select.method, x, labels, centers, lam=cfg.select.lam,
-                         frame_window=cfg.select.frame_window, records=[target.train[i] for i in pool],
+                         frame_window=cfg.select.frame_window, records=pool_records,
                          center_metric="euclidean" if cfg.cluster.labels == "kmeans" else "cosine")
         _, classes = np.unique(labels[sel.reliable], return_inverse=True)
         train_idx = np.concatenate([pool[sel.reliable], labeled_idx])
@@ -166,9 +165,7 @@ def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         start_features = features
         if cfg.train.init == "original":
             if rnd > 1 or last > 0:
-                model = build_model(cfg.model.arch, last_stride=cfg.model.last_stride,
-                                    embedding_dim=cfg.model.embedding_dim)
-                model.load_state_dict(original_state)
+                model = copy.deepcopy(pristine)
             if cfg.train.classifier_warmup > 0:
                 with timer("extract"):
                     if original_features is None:
@@ -182,7 +179,7 @@ def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         row = {"round": rnd, "k": int(k), "num_train": int(len(pool)), "reliable": int(sel.reliable.sum()),
                "reliable_fraction": round(float(sel.reliable.mean()), 4), "labeled": int(len(labeled_idx)),
                "reliable_cameras_per_cluster": round(cameras_per_cluster(
-                   labels, np.array([target.train[i].camid for i in pool]), sel.reliable), 3),
+                   labels, pool_cameras, sel.reliable), 3),
                "train_loss": round(stats.loss[-1], 4), "train_images_per_second": round(stats.images_per_second, 1)}
         if cfg.cluster.center_update > 0:
             with timer("update"):
@@ -194,7 +191,7 @@ def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         if target.has_test and cfg.loop.eval_every and (rnd % cfg.loop.eval_every == 0 or rnd == cfg.loop.max_rounds):
             with timer("evaluate"):
                 row.update(evaluate(model, rnd))
-        save_cluster_samples(run.path / CLUSTERS_FILE, rnd, [target.train[i] for i in pool], labels, sel.reliable)
+        save_cluster_samples(run.path / CLUSTERS_FILE, rnd, pool_records, labels, sel.reliable)
         row.update(label_diagnostics(labels, sel.reliable, None if target.truth is None else target.truth[pool]))
         row["seconds"] = timer.seconds
         rows.append(row)

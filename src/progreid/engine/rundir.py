@@ -15,7 +15,7 @@ import yaml
 
 from progreid.config import Config, config_from_dict
 from progreid.errors import ProgReIDError
-from progreid.models.checkpoint import atomic_write
+from progreid.models.checkpoint import atomic_write, save_npy
 
 
 class RunDir:
@@ -76,12 +76,7 @@ class RunDir:
 
     def save_array(self, name: str, round_: int, arr: np.ndarray) -> Path:
         path = self.array_file(name, round_)
-
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as fh:
-                np.save(fh, arr, allow_pickle=False)
-
-        atomic_write(path, write)
+        save_npy(path, arr)
         return path
 
     def load_array(self, name: str, round_: int) -> np.ndarray:

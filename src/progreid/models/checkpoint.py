@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -89,6 +90,15 @@ def atomic_write(path: str | Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def save_npy(path: str | Path, arr: np.ndarray) -> None:
+    """Save an array as .npy atomically, without pickling."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr, allow_pickle=False)
+
+    atomic_write(path, write)
 
 
 def save_weights(model: nn.Module, path: str | Path) -> None:

@@ -7,9 +7,12 @@ Every model maps a float image batch (N, 3, H, W) to features (N, D) and exposes
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from torch import nn
 
 from progreid.errors import ProgReIDError
+from progreid.models.checkpoint import load_weights
 from progreid.models.osnet import OSNET_CHANNELS, build_osnet
 from progreid.models.resnet import build_resnet
 
@@ -37,3 +40,11 @@ def build_model(arch: str, feature_dim: int = 512, last_stride: int = 1, embeddi
         net = build_resnet(arch, last_stride)
         return EmbeddingHead(net, embedding_dim) if embedding_dim > 0 else net
     raise ProgReIDError(f"unknown --arch {arch!r}; choose one of {ARCHS}.")
+
+
+def load_model(arch: str, weights: str | Path | None = None, **kwargs) -> nn.Module:
+    """Build ``arch`` (``kwargs`` as :func:`build_model`) and load ``weights`` strictly (classifier rows dropped)."""
+    model = build_model(arch, **kwargs)
+    if weights:
+        load_weights(model, weights, arch)
+    return model
