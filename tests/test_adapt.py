@@ -28,7 +28,7 @@ def network(tmp_path_factory):
 def adapt_cfg(method: str, paths, weights, *extra: str):
     return load_config(method, "quick", overrides=[*SMALL, f"data.target={paths['target']}",
                                                   f"model.weights={weights}", "train.epochs=2",
-                                                  "loop.max_rounds=3", *extra])
+                                                  "loop.max_rounds=3", "select.lam=0.85", *extra])
 
 
 def stable(rows):
@@ -39,6 +39,10 @@ def test_pul_runs_rounds_and_writes_the_run_folder(network, tmp_path):
     paths, weights = network
     rows = adapt(adapt_cfg("pul", paths, weights), tmp_path / "run", progress=False, log=lambda s: None)
     assert [r["round"] for r in rows] == [0, 1, 2, 3]
+    # PUL's progression: round 1 selects with the source model; later rounds select with a model
+    # fine-tuned on pseudo-identities, whose clusters are tighter, so more samples clear lambda.
+    first, *later = [r["reliable"] for r in rows[1:]]
+    assert min(later) > 1.3 * first
     assert {"rank1", "mAP", "mINP"} <= set(rows[0])
     for r in rows[1:]:
         assert 0 < r["reliable"] <= r["num_train"] and {"purity", "reliable_pair_precision", "mAP"} <= set(r)
@@ -60,10 +64,15 @@ def test_tcul_moves_centers_every_round(network, tmp_path):
     assert all(r["center_shift"] > 0 and 0 < r["reliable"] < r["num_train"] for r in rows[1:])
 
 
-def test_killed_run_resumes_to_the_same_result(network, tmp_path):
+@pytest.fixture(scope="module")
+def tcul_full(network, tmp_path_factory):
+    """An uninterrupted 3-round TCUL run: the reference for the resumed and extended runs."""
     paths, weights = network
-    cfg = adapt_cfg("tcul", paths, weights)
-    full = adapt(cfg, tmp_path / "full", progress=False, log=lambda s: None)
+    return adapt(adapt_cfg("tcul", paths, weights), tmp_path_factory.mktemp("full"), progress=False, log=lambda s: None)
+
+
+def test_killed_run_resumes_to_the_same_result(network, tcul_full, tmp_path):
+    paths, weights = network
 
     def die_after_round_2(line: str) -> None:
         if line.startswith("round 2/"):
@@ -74,7 +83,20 @@ def test_killed_run_resumes_to_the_same_result(network, tmp_path):
     assert json.loads((tmp_path / "killed" / "state.json").read_text())["last_round"] == 2
     resumed = adapt(adapt_cfg("tcul", paths, weights), tmp_path / "killed", resume=True, progress=False,
                     log=lambda s: None)
-    assert stable(resumed) == stable(full)
+    assert stable(resumed) == stable(tcul_full)
+
+
+def test_finished_run_extends_to_more_rounds_like_an_uninterrupted_one(network, tcul_full, tmp_path):
+    paths, weights = network
+    adapt(adapt_cfg("tcul", paths, weights, "loop.max_rounds=2"), tmp_path / "run", progress=False, log=lambda s: None)
+    again = adapt(adapt_cfg("tcul", paths, weights), tmp_path / "run", resume=True, progress=False, log=lambda s: None)
+    assert len(again) == 3  # a finished run stays finished unless asked for more rounds
+    extended = adapt(adapt_cfg("tcul", paths, weights), tmp_path / "run", resume=True, max_rounds=3, progress=False,
+                     log=lambda s: None)
+    assert stable(extended) == stable(tcul_full)
+    assert "max_rounds: 3" in (tmp_path / "run" / "config.yaml").read_text()
+    with pytest.raises(ProgReIDError, match="below the 3 rounds"):
+        adapt(adapt_cfg("tcul", paths, weights), tmp_path / "run", resume=True, max_rounds=2, progress=False)
 
 
 def test_tcul_without_frames_fails_clearly(tmp_path):

@@ -71,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labeled-csv", help="semi-supervised: CSV 'path,pid' of labeled target images")
     p.add_argument("--labeled-ids", type=int, help="semi-supervised experiment: labels of N train identities")
     _add_common_run(p)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished round")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished round, "
+                   "with the config saved there (config options given here are not applied)")
+    p.add_argument("--max-rounds", type=int, default=None,
+                   help="with --resume: continue the run (even a finished one) up to this many rounds")
 
     p = sub.add_parser("train", help="supervised training on a labeled source dataset (the original model)")
     p.add_argument("--source", required=True, help="labeled source dataset folder")
@@ -130,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         from progreid.engine.adapt import adapt
 
         cfg = load_config(args.method, args.preset, args.config, _run_overrides(args))
-        rows = adapt(cfg, args.out, resume=args.resume, progress=progress)
+        rows = adapt(cfg, args.out, resume=args.resume, progress=progress, max_rounds=args.max_rounds)
         last = rows[-1]
         if "mAP" in last:
             print(f"final: R1 {last['rank1']:.1f}  mAP {last['mAP']:.1f}  (round 0: R1 {rows[0].get('rank1', float('nan')):.1f}"

@@ -83,10 +83,16 @@ def summary_line(row: dict[str, Any], max_rounds: int) -> str:
 
 
 def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = True,
-          log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Run (or resume) an adaptation; returns one metrics row per round (round 0 = direct transfer)."""
+          log: Callable[[str], None] = print, max_rounds: int | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) an adaptation; returns one metrics row per round (round 0 = direct transfer).
+
+    ``max_rounds`` with ``resume`` continues a run, finished or not, up to that many rounds: the
+    rounds it adds are the ones an uninterrupted run with that budget would have made (same seeds).
+    """
     run = RunDir(out)
     cfg, state = run.start(cfg, resume)
+    if max_rounds is not None and max_rounds != cfg.loop.max_rounds:
+        state = run.set_max_rounds(cfg, state, max_rounds)
     device = resolve_device(cfg.device)
     target = load_target(cfg, progress)
     if cfg.select.method == "temporal" and not target.split.has_frames:

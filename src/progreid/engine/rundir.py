@@ -59,8 +59,24 @@ class RunDir:
         if resume:
             cfg = config_from_dict(yaml.safe_load(self.config_file.read_text()))
         self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.config_file, lambda t: Path(t).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
+        self.write_config(cfg)
         return cfg, None
+
+    def set_max_rounds(self, cfg: Config, state: dict[str, Any] | None, max_rounds: int) -> dict[str, Any] | None:
+        """Change the round budget of this run in place (config.yaml and state); ``cfg`` is updated."""
+        last = state["last_round"] if state else 0
+        if max_rounds < max(last, 1):
+            raise ProgReIDError(f"{self.path}: max rounds {max_rounds} is below the {last} rounds already made. "
+                                f"Fix: ask for at least {max(last, 1)}.")
+        cfg.loop.max_rounds = max_rounds
+        self.write_config(cfg)
+        if state is not None and last < max_rounds:
+            state = {**state, "finished": False}
+            self.write_state(state)
+        return state
+
+    def write_config(self, cfg: Config) -> None:
+        atomic_write(self.config_file, lambda t: Path(t).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
 
     def metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_file.exists():
