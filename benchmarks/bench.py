@@ -252,6 +252,23 @@ Machine: {machine()}. Command: `python benchmarks/bench.py rounds RUN ...` over 
 """ + "\n".join(lines))
 
 
+def preset_changes(cfg: dict, preset: str = "quick") -> list[str]:
+    """The command-line options that turn the method's preset into this run's config (the EXTRA column)."""
+    from progreid.config import load_config
+
+    base = json.loads(json.dumps(load_config(cfg["method"], preset).to_dict()))  # tuples -> lists, as in YAML
+    skip = {"data", "seed", "device"}
+    changes = []
+    for section, values in cfg.items():
+        if section in skip or not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if (section, key) != ("model", "weights") and base.get(section, {}).get(key) != value:
+                changes.append("--select all" if (section, key, value) == ("select", "method", "all")
+                               else f"--set {section}.{key}={value}")
+    return changes
+
+
 def bench_accuracy(args) -> None:
     lines = []
     seen_targets: set[str] = set()
@@ -267,9 +284,7 @@ def bench_accuracy(args) -> None:
         per_round = " → ".join(f"{r['mAP']:.1f}" for r in rows if "mAP" in r)
         rel = " → ".join(f"{100 * r['reliable_fraction']:.0f}" for r in rows if "reliable_fraction" in r)
         prec = " → ".join(f"{100 * r['reliable_pair_precision']:.0f}" for r in rows if "reliable_pair_precision" in r)
-        extra = [f"--select all" if cfg["select"]["method"] == "all" else "",
-                 f"--set loop.max_rounds={cfg['loop']['max_rounds']}" if cfg["loop"]["max_rounds"] != 5 else ""]
-        method = cfg["method"].upper() + " " + " ".join(f"`{e}`" for e in extra if e)
+        method = cfg["method"].upper() + " " + " ".join(f"`{e}`" for e in preset_changes(cfg))
         lines.append(f"| {method} | {Path(cfg['data']['target']).name} | {first.get('rank1', 0):.1f} / {first.get('mAP', 0):.1f} | "
                      f"{last.get('rank1', 0):.1f} / {last.get('rank5', 0):.1f} / {last.get('mAP', 0):.1f} | "
                      f"**{last.get('mAP', 0) - first.get('mAP', 0):+.1f}** | {best['mAP']:.1f} (round {best['round']}) | "
