@@ -254,8 +254,9 @@ Machine: {machine()}. Command: `python benchmarks/bench.py rounds RUN ...` over 
 
 def preset_changes(cfg: dict, preset: str = "quick") -> list[str]:
     """The command-line options that turn the method's preset into this run's config (the EXTRA column)."""
-    from progreid.config import load_config
+    from progreid.config import load_config, migrate
 
+    cfg = migrate(cfg)  # runs written before the stages section
     base = json.loads(json.dumps(load_config(cfg["method"], preset).to_dict()))  # tuples -> lists, as in YAML
     skip = {"data", "seed", "device"}
     changes = []
@@ -264,7 +265,7 @@ def preset_changes(cfg: dict, preset: str = "quick") -> list[str]:
             continue
         for key, value in values.items():
             if (section, key) != ("model", "weights") and base.get(section, {}).get(key) != value:
-                changes.append("--select all" if (section, key, value) == ("select", "method", "all")
+                changes.append("--select all" if (section, key, value) == ("stages", "select", "all")
                                else f"--set {section}.{key}={value}")
     return changes
 

@@ -29,7 +29,7 @@ def main() -> None:
     from progreid.data import load_dataset
     from progreid.data.images import load_images
     from progreid.engine.extract import extract_features
-    from progreid.select import l2n, select
+    from progreid.select import l2n, select_similarity
 
     split = load_dataset(SHARED / "market1501-mini")
     idx = np.sort(np.random.default_rng(0).choice(len(split.train), 1500, replace=False))
@@ -45,7 +45,7 @@ def main() -> None:
         f = extract_features(model, images, progress=False)
         cos = l2n(f) @ l2n(f).T
         km = kmeans(f, 94, seed=0)
-        kept = select("similarity", f, km.labels, km.centers, lam=0.85).reliable.mean()
+        kept = select_similarity(f, km.labels, km.centers, 0.85).reliable.mean()
         print(f"| {name} | {cos[~same].mean():.3f} | {cos[same & off_diag].mean():.3f} | {100 * kept:.0f}% |")
 
 

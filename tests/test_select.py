@@ -3,7 +3,7 @@ import pytest
 
 from progreid.data.records import UNLABELED, Record
 from progreid.errors import ProgReIDError
-from progreid.select import center_samples, select
+from progreid.select import center_samples, select_all, select_similarity, select_temporal
 
 
 def test_similarity_selection_on_hand_made_features():
@@ -13,7 +13,7 @@ def test_similarity_selection_on_hand_made_features():
     centers = np.array([[0.85, 0.28], [0.33, 0.7]], np.float32)
     idx = center_samples(feats, labels, centers, "euclidean")
     assert idx.tolist() == [1, 4]  # nearest members to each centroid
-    sel = select("similarity", feats, labels, centers, lam=0.85)
+    sel = select_similarity(feats, labels, centers, 0.85)
     cos = lambda a, b: a @ b / np.linalg.norm(a) / np.linalg.norm(b)  # noqa: E731
     expected = [cos(feats[i], feats[idx[labels[i]]]) > 0.85 for i in range(6)]
     expected[1] = expected[4] = True
@@ -25,9 +25,9 @@ def test_every_cluster_keeps_its_center_even_with_an_impossible_threshold():
     feats = rng.standard_normal((30, 5)).astype(np.float32)
     labels = np.arange(30) % 5
     centers = np.stack([feats[labels == k].mean(0) for k in range(5)])
-    sel = select("similarity", feats, labels, centers, lam=1.1)
+    sel = select_similarity(feats, labels, centers, 1.1)
     assert sel.reliable.sum() == 5 and set(labels[sel.reliable]) == set(range(5))
-    assert select("all", feats, labels, centers).reliable.all()
+    assert select_all(feats, labels, centers).reliable.all()
 
 
 def rec(cam: int, seq: int, frame: int | None) -> Record:
@@ -41,13 +41,13 @@ def test_temporal_selection_respects_camera_sequence_and_window():
     records = [rec(1, 1, 500), rec(1, 1, 580), rec(1, 1, 601), rec(1, 2, 500),  # seq 2: counter restarted
                rec(2, 1, 9000), rec(2, 1, 9100)]  # camera 2 has its own temporary center (index 4)
     labels = np.zeros(6, np.int64)
-    sel = select("temporal", feats, labels, center, frame_window=100, records=records)
+    sel = select_temporal(feats, labels, center, records, 100)
     assert sel.reliable.tolist() == [True, True, False, False, True, True]
-    sel = select("temporal", feats, labels, center, frame_window=50, records=records)
+    sel = select_temporal(feats, labels, center, records, 50)
     assert sel.reliable.tolist() == [True, False, False, False, True, False]
 
 
 def test_temporal_selection_without_frames_names_the_field_and_the_alternatives():
     with pytest.raises(ProgReIDError, match=r"frame.*sul.*pul"):
-        select("temporal", np.ones((2, 2), np.float32), np.zeros(2, np.int64), np.ones((1, 2), np.float32),
-               records=[rec(1, 0, None), rec(1, 0, None)])
+        select_temporal(np.ones((2, 2), np.float32), np.zeros(2, np.int64), np.ones((1, 2), np.float32),
+                        [rec(1, 0, None), rec(1, 0, None)], 100)

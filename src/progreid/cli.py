@@ -9,7 +9,6 @@ from progreid.config import METHODS
 from progreid.data.layouts import LAYOUTS
 from progreid.errors import ProgReIDError
 from progreid.models import ARCHS
-from progreid.select import SELECTORS
 
 
 def _add_data(p: argparse.ArgumentParser, flag: str = "--data") -> None:
@@ -38,14 +37,15 @@ def _run_overrides(args: argparse.Namespace) -> list[str]:
     """Dedicated flags become dotted overrides, applied before --set ones."""
     flags = {"data.target": getattr(args, "target", None), "data.source": getattr(args, "source", None),
              "data.layout": args.layout, "model.arch": args.arch, "model.weights": args.weights,
-             "select.method": getattr(args, "select", None), "semi.labeled_csv": getattr(args, "labeled_csv", None),
+             "stages.select": getattr(args, "select", None), "semi.labeled_csv": getattr(args, "labeled_csv", None),
              "semi.labeled_ids": getattr(args, "labeled_ids", None), "seed": args.seed, "device": args.device}
     return [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="progreid", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars (also off when stderr is not a terminal); round summaries stay")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("datasets", help="print a dataset's statistics table (checks the layout)")
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=ARCHS)
     p.add_argument("--weights", help="the original (source) model's weights")
     p.add_argument("--out", required=True, help="run folder (config, metrics.jsonl, checkpoints, plots)")
-    p.add_argument("--select", choices=list(SELECTORS), help="override the selection (all = no selection)")
+    p.add_argument("--select", help="override stages.select: similarity, temporal, all (= no selection), ...")
     p.add_argument("--labeled-csv", help="semi-supervised: CSV 'path,pid' of labeled target images")
     p.add_argument("--labeled-ids", type=int, help="semi-supervised experiment: labels of N train identities")
     _add_common_run(p)
@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from progreid import api
 
-    progress = not args.quiet
+    # progress bars only for a person watching: in a log file every bar refresh would be a line
+    progress = not args.quiet and sys.stderr.isatty()
     if args.command == "datasets":
         from progreid.data.layouts import load_dataset
 

@@ -39,27 +39,34 @@ class ModelConfig:
 
 
 @dataclass
+class StagesConfig:
+    """Which implementation runs each stage of a round (names from the registries; see ``engine``)."""
+
+    pseudo_label: str = "kmeans"       # kmeans: every round (PUL) | moving_centers: k-means once, then nearest center (TCUL)
+    select: str = "similarity"         # similarity | temporal | all
+    fine_tune: str = "restart"         # restart: from the original model each round (PUL) | continue (TCUL)
+    after_round: tuple[str, ...] = ()  # e.g. [center_update] (TCUL)
+
+
+@dataclass
 class ClusterConfig:
     k: int = 0                  # number of clusters; 0 = one per 16 training images
     max_iter: int = 300
     tol: float = 1e-4           # sklearn's center-shift tolerance
     rtol: float = 1e-4          # stop once an iteration lowers the inertia by less than this fraction
     normalize: bool = False     # L2-normalise before k-means (PUL found it worse)
-    labels: str = "kmeans"      # kmeans: every round (PUL) | centers: k-means once, then nearest moving center (TCUL)
-    center_update: float = 0.0  # lambda_c of TCUL's center update (eq. 6-7); 0 = centers stay
+    center_update: float = 0.0  # lambda_c of TCUL's center update (eq. 6-7), after_round stage center_update
     beta: float = 1.0           # beta of the center update
 
 
 @dataclass
 class SelectConfig:
-    method: str = "similarity"  # similarity | temporal | all
     lam: float = 0.85           # cosine threshold of similarity selection
     frame_window: int = 100     # lambda_fr of temporal selection, in frames
 
 
 @dataclass
 class TrainConfig:
-    init: str = "original"      # original: fine-tune the source model each round (PUL) | previous (TCUL)
     loss: str = "softmax"       # softmax | triplet | softmax+triplet
     epochs: int = 20
     batch_size: int = 16        # softmax batches
@@ -101,6 +108,7 @@ class Config:
     method: str = "pul"
     seed: int = 0
     device: str = "auto"
+    stages: StagesConfig = field(default_factory=StagesConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
@@ -125,6 +133,8 @@ def _coerce(value: Any, current: Any, where: str) -> Any:
         return str(value)
     elif isinstance(current, tuple) and isinstance(value, (list, tuple)):
         return tuple(value)
+    elif isinstance(current, tuple) and isinstance(value, str) and all(isinstance(c, str) for c in current):
+        return tuple(v.strip() for v in value.split(",") if v.strip())  # stages.after_round=a,b
     raise ProgReIDError(f"{where}: expected {type(current).__name__}, got {value!r}.")
 
 
@@ -183,7 +193,30 @@ def load_config(method: str = "pul", preset: str = "paper", file: str | Path | N
     return cfg
 
 
+# Keys of run folders written before the stages section (progreid <= 0.1), and where they went.
+_OLD_STAGE_KEYS = {("cluster", "labels"): ("pseudo_label", {"kmeans": "kmeans", "centers": "moving_centers"}),
+                   ("select", "method"): ("select", None),
+                   ("train", "init"): ("fine_tune", {"original": "restart", "previous": "continue"})}
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Move an older ``config.yaml``'s stage choices into ``stages`` so its run can be resumed."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    if "stages" in data:
+        return data
+    stages: dict[str, Any] = {}
+    for (section, key), (stage, names) in _OLD_STAGE_KEYS.items():
+        if key in data.get(section, {}):
+            value = data[section].pop(key)
+            stages[stage] = names.get(value, value) if names else value
+    if stages:
+        center_update = data.get("cluster", {}).get("center_update", 0.0)
+        stages["after_round"] = ["center_update"] if center_update else []
+        data["stages"] = stages
+    return data
+
+
 def config_from_dict(data: dict[str, Any]) -> Config:
-    """Rebuild a Config from a run folder's ``config.yaml``."""
-    data = dict(data)
+    """Rebuild a Config from a run folder's ``config.yaml`` (older layouts are migrated)."""
+    data = migrate(data)
     return merge(Config(method=data.get("method", "pul")), data, "config.yaml")

@@ -6,6 +6,8 @@
   cluster center is a temporary center; a sample is reliable iff it was recorded in the same
   camera *and* sequence and at most ``frame_window`` frames away from it.
 - ``all``: every sample (the PUL paper's ablation without selection).
+
+These are the algorithms, on plain arrays; ``engine.stages.selection`` binds them to a run's config.
 """
 
 from __future__ import annotations
@@ -16,9 +18,6 @@ import numpy as np
 
 from progreid.data.records import Record
 from progreid.errors import ProgReIDError
-
-SELECTORS = ("similarity", "temporal", "all")
-
 
 @dataclass
 class Selection:
@@ -79,13 +78,7 @@ def select_temporal(features: np.ndarray, labels: np.ndarray, centers: np.ndarra
     return Selection(reliable, center_samples(features, labels, centers, "cosine"))
 
 
-def select(method: str, features: np.ndarray, labels: np.ndarray, centers: np.ndarray, *, lam: float = 0.85,
-           frame_window: int = 100, records: list[Record] | None = None,
-           center_metric: str = "euclidean") -> Selection:
-    if method == "similarity":
-        return select_similarity(features, labels, centers, lam, center_metric)
-    if method == "temporal":
-        return select_temporal(features, labels, centers, records or [], frame_window)
-    if method == "all":
-        return Selection(np.ones(len(labels), bool), center_samples(features, labels, centers, center_metric))
-    raise ProgReIDError(f"unknown selection {method!r}; choose one of {SELECTORS}.")
+def select_all(features: np.ndarray, labels: np.ndarray, centers: np.ndarray,
+               center_metric: str = "euclidean") -> Selection:
+    """No selection (the PUL paper's ablation): every sample trains."""
+    return Selection(np.ones(len(labels), bool), center_samples(features, labels, centers, center_metric))

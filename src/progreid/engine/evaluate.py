@@ -1,4 +1,5 @@
-"""Evaluate a model on a dataset's query/gallery split: the direct-transfer baseline and per-round test."""
+"""Evaluate a model on a dataset's query/gallery split: the one place the CLI (direct transfer), the
+loop (every round's test) and the ranked-list artifacts get their features and metrics from."""
 
 from __future__ import annotations
 
@@ -29,10 +30,17 @@ def records_arrays(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
     return np.array([r.pid for r in records], np.int64), np.array([r.camid for r in records], np.int64)
 
 
-def evaluate_split(model: nn.Module, split: Split, opts: EvalOptions = EvalOptions(),
+@dataclass
+class Evaluation:
+    metrics: RankingMetrics
+    query_features: np.ndarray
+    gallery_features: np.ndarray
+
+
+def evaluate_model(model: nn.Module, split: Split, opts: EvalOptions = EvalOptions(),
                    device: torch.device | str = "cpu", progress: bool = True,
-                   query_images: np.ndarray | None = None, gallery_images: np.ndarray | None = None) -> RankingMetrics:
-    """Extract query and gallery features with ``model`` and compute the ranking metrics."""
+                   query_images: np.ndarray | None = None, gallery_images: np.ndarray | None = None) -> Evaluation:
+    """Extract query and gallery features with ``model`` (images decoded here unless given) and rank."""
     require_parts(split, "query", "gallery")
     if query_images is None:
         query_images = load_images([r.path for r in split.query], opts.size, progress=progress)
@@ -40,7 +48,13 @@ def evaluate_split(model: nn.Module, split: Split, opts: EvalOptions = EvalOptio
         gallery_images = load_images([r.path for r in split.gallery], opts.size, progress=progress)
     qf = extract_features(model, query_images, opts.batch_size, device, opts.flip, progress, "query")
     gf = extract_features(model, gallery_images, opts.batch_size, device, opts.flip, progress, "gallery")
-    return evaluate_arrays(qf, gf, split, opts)
+    return Evaluation(evaluate_arrays(qf, gf, split, opts), qf, gf)
+
+
+def evaluate_split(model: nn.Module, split: Split, opts: EvalOptions = EvalOptions(),
+                   device: torch.device | str = "cpu", progress: bool = True) -> RankingMetrics:
+    """The ranking metrics of ``model`` on ``split`` (its images decoded through the cache)."""
+    return evaluate_model(model, split, opts, device, progress).metrics
 
 
 def evaluate_arrays(qf: np.ndarray, gf: np.ndarray, split: Split, opts: EvalOptions = EvalOptions()) -> RankingMetrics:

@@ -12,7 +12,7 @@ from progreid.config import Config
 from progreid.data.images import load_images
 from progreid.data.layouts import load_dataset, require_parts
 from progreid.data.records import relabel
-from progreid.engine.adapt import build_original
+from progreid.engine.context import build_model
 from progreid.engine.device import resolve_device
 from progreid.engine.evaluate import EvalOptions, evaluate_split
 from progreid.engine.fit import fit
@@ -40,7 +40,7 @@ def train_source(cfg: Config, out: str | Path, progress: bool = True,
     images = np.asarray(load_images([r.path for r in source.train], size, progress=progress))
     classes, n_classes = relabel(source.train)
     device = resolve_device(cfg.device)
-    model = build_original(cfg)
+    model = build_model(cfg)
     start = time.perf_counter()
     stats = fit(model, images, np.arange(len(images)), np.asarray(classes), cfg.train, device, cfg.seed, progress,
                 desc="source")

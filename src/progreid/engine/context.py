@@ -1,0 +1,67 @@
+"""What a run knows before its first round and never changes: config, device, data, the unlabeled pool."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from progreid.config import Config
+from progreid.data.records import Record
+from progreid.engine.device import resolve_device
+from progreid.engine.extract import extract_features
+from progreid.engine.target import TargetData, labeled_subset, load_target
+from progreid.models import load_model
+from progreid.select import l2n
+
+
+def build_model(cfg: Config) -> nn.Module:
+    """The original model: ``cfg.model.arch`` with ``cfg.model.weights``. Whatever the weights do not
+    cover (everything, without weights) is initialised from ``cfg.seed``, not the process's RNG state."""
+    torch.manual_seed(cfg.seed)
+    return load_model(cfg.model.arch, cfg.model.weights or None, last_stride=cfg.model.last_stride,
+                      embedding_dim=cfg.model.embedding_dim)
+
+
+@dataclass
+class RunContext:
+    cfg: Config
+    device: torch.device
+    target: TargetData
+    pool: np.ndarray           # indices into target.train that are pseudo-labelled (all but the labeled ones)
+    labeled_idx: np.ndarray    # semi-supervised: indices of labeled target images ...
+    labeled_cls: np.ndarray    # ... and their classes 0..L-1
+    progress: bool = True
+
+    @property
+    def pool_records(self) -> list[Record]:
+        return [self.target.train[i] for i in self.pool]
+
+    @property
+    def pool_cameras(self) -> np.ndarray:
+        return np.array([self.target.train[i].camid for i in self.pool])
+
+    def extract_train(self, model: nn.Module, desc: str = "train") -> np.ndarray:
+        """Features of every training image (the labeled ones too)."""
+        return extract_features(model, self.target.train_images, device=self.device, progress=self.progress,
+                                desc=desc)
+
+    def pool_features(self, features: np.ndarray) -> np.ndarray:
+        """The rows the pseudo-labelling sees, L2-normalised if ``cluster.normalize``."""
+        x = features[self.pool]
+        return l2n(x) if self.cfg.cluster.normalize else x
+
+    def evaluates(self, round_: int) -> bool:
+        """Whether round ``round_`` ends with a test on the target's query/gallery split."""
+        every, last = self.cfg.loop.eval_every, self.cfg.loop.max_rounds
+        return self.target.has_test and every > 0 and (round_ % every == 0 or round_ == last)
+
+
+def build_context(cfg: Config, progress: bool = True) -> RunContext:
+    device = resolve_device(cfg.device)  # a wrong --device fails before any image is read
+    target = load_target(cfg, progress)
+    labeled_idx, labeled_cls = labeled_subset(cfg, target)
+    pool = np.setdiff1d(np.arange(len(target.train)), labeled_idx)
+    return RunContext(cfg, device, target, pool, labeled_idx, labeled_cls, progress)

@@ -1,0 +1,112 @@
+"""What hangs off the loop (fast-reid's trainer hooks): the run folder, the log, artifacts, the report.
+
+A hook has ``round_end(ctx, state, result)`` and ``run_end(ctx, state)``; the loop calls them in
+order after every finished round and once at the end. The first hook saves the round, so one that
+fails later (a full disk for a plot, a KeyboardInterrupt during logging) loses nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from progreid.engine.context import RunContext
+from progreid.engine.evaluate import Evaluation
+from progreid.engine.rundir import RunDir
+from progreid.engine.stages.pseudo_label import PseudoLabels
+from progreid.engine.state import RunState, save_state, write_status
+from progreid.report.artifacts import CLUSTERS_FILE, RANKED_FILE, save_cluster_samples, save_ranked_lists
+from progreid.report.plots import plot_rounds
+from progreid.select import Selection
+
+
+@dataclass
+class RoundResult:
+    row: dict[str, Any]                # the metrics row (also the last of state.rows)
+    pseudo: PseudoLabels | None = None  # None for round 0 (direct transfer)
+    selection: Selection | None = None
+    evaluation: Evaluation | None = None
+
+
+class Hook(Protocol):
+    def round_end(self, ctx: RunContext, state: RunState, result: RoundResult) -> None: ...
+
+    def run_end(self, ctx: RunContext, state: RunState) -> None: ...
+
+
+class SaveRound:
+    """Weights, arrays, metrics.jsonl and state.json: what ``--resume`` needs."""
+
+    def __init__(self, run: RunDir):
+        self.run = run
+
+    def round_end(self, ctx: RunContext, state: RunState, result: RoundResult) -> None:
+        save_state(self.run, state)
+
+    def run_end(self, ctx: RunContext, state: RunState) -> None:
+        write_status(self.run, state)  # finished, also when the budget was reached on an earlier call
+
+
+class SaveArtifacts:
+    """Ranked lists and cluster samples for the report, and the per-round curves."""
+
+    def __init__(self, run: RunDir):
+        self.run = run
+
+    def round_end(self, ctx: RunContext, state: RunState, result: RoundResult) -> None:
+        if result.evaluation is not None:
+            split = ctx.target.split
+            save_ranked_lists(self.run.path / RANKED_FILE, result.row["round"], result.evaluation.query_features,
+                              result.evaluation.gallery_features, split.query, split.gallery, seed=ctx.cfg.seed)
+        if result.pseudo is not None and result.selection is not None:
+            save_cluster_samples(self.run.path / CLUSTERS_FILE, result.row["round"], ctx.pool_records,
+                                 result.pseudo.labels, result.selection.reliable)
+        plot_rounds(state.rows, self.run.path / "curves.png")
+
+    def run_end(self, ctx: RunContext, state: RunState) -> None:
+        pass
+
+
+class LogSummary:
+    """One line per round, and why the loop stopped early if it did."""
+
+    def __init__(self, log: Callable[[str], None]):
+        self.log = log
+
+    def round_end(self, ctx: RunContext, state: RunState, result: RoundResult) -> None:
+        self.log(summary_line(result.row, ctx.cfg.loop.max_rounds))
+        if state.stop_reason:
+            self.log(f"stopping: {state.stop_reason}")
+
+    def run_end(self, ctx: RunContext, state: RunState) -> None:
+        pass
+
+
+class BuildReport:
+    def __init__(self, run: RunDir, log: Callable[[str], None]):
+        self.run, self.log = run, log
+
+    def round_end(self, ctx: RunContext, state: RunState, result: RoundResult) -> None:
+        pass
+
+    def run_end(self, ctx: RunContext, state: RunState) -> None:
+        from progreid.report.html import build_report
+
+        title = f"{ctx.cfg.method.upper()} on {ctx.target.split.name}"
+        self.log(f"report: {build_report(self.run.path, title)}")
+
+
+def default_hooks(run: RunDir, log: Callable[[str], None]) -> list[Hook]:
+    return [SaveRound(run), SaveArtifacts(run), LogSummary(log), BuildReport(run, log)]
+
+
+def summary_line(row: dict[str, Any], max_rounds: int) -> str:
+    parts = [f"round {row['round']}/{max_rounds}"]
+    if row["round"] > 0:
+        parts.append(f"K {row['k']}  reliable {row['reliable']}/{row['num_train']} ({100 * row['reliable_fraction']:.1f}%)")
+    if "mAP" in row:
+        parts.append(f"R1 {row['rank1']:.1f}  mAP {row['mAP']:.1f}")
+    if "reliable_pair_precision" in row:
+        parts.append(f"reliable precision {100 * row['reliable_pair_precision']:.1f}%")
+    parts.append(" ".join(f"{k} {v:.0f}s" for k, v in row["seconds"].items()))
+    return "  |  ".join(parts)

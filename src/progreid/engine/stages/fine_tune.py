@@ -1,0 +1,52 @@
+"""Fine-tuners: train ``state.model`` on the round's selected samples and their pseudo-classes.
+
+Interface: ``fn(ctx, state, indices, classes, seed) -> FitStats``; ``indices`` index the target's
+training images, ``classes`` are 0..C-1. The loss is ``train.loss`` (softmax with a fresh
+classifier, batch-hard triplet, or both); what differs between methods is where training starts.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import numpy as np
+
+from progreid.engine.context import RunContext
+from progreid.engine.fit import FitStats, fit
+from progreid.engine.state import RunState
+from progreid.registry import Registry
+
+FineTuner = Callable[[RunContext, RunState, np.ndarray, np.ndarray, int], FitStats]
+FINE_TUNERS: Registry[FineTuner] = Registry("fine_tune")
+
+
+def _warmup_features(ctx: RunContext, state: RunState, features: np.ndarray | None,
+                     indices: np.ndarray) -> np.ndarray | None:
+    """Features of the starting model for the classifier warm-up, only when one is configured."""
+    if ctx.cfg.train.classifier_warmup <= 0 or "softmax" not in ctx.cfg.train.loss or features is None:
+        return None
+    return features[indices]
+
+
+@FINE_TUNERS.register("restart")
+def restart_from_original(ctx: RunContext, state: RunState, indices: np.ndarray, classes: np.ndarray,
+                          seed: int) -> FitStats:
+    """PUL: every round fine-tunes a fresh copy of the *original* model (a fresh classifier too), so
+    only better pseudo-labels carry over between rounds, never the previous round's drift."""
+    if state.original_features is None and ctx.cfg.train.classifier_warmup > 0:
+        untrained = state.last_round == 0 and state.features is not None  # round 1: the model is the original
+        state.original_features = state.features if untrained else ctx.extract_train(state.original,
+                                                                                      "train (original)")
+    state.model = copy.deepcopy(state.original)
+    return fit(state.model, ctx.target.train_images, indices, classes, ctx.cfg.train, ctx.device, seed, ctx.progress,
+               desc=f"round {state.last_round + 1}",
+               features=_warmup_features(ctx, state, state.original_features, indices))
+
+
+@FINE_TUNERS.register("continue")
+def continue_training(ctx: RunContext, state: RunState, indices: np.ndarray, classes: np.ndarray,
+                      seed: int) -> FitStats:
+    """TCUL/SUL: training continues from the previous round's model."""
+    return fit(state.model, ctx.target.train_images, indices, classes, ctx.cfg.train, ctx.device, seed, ctx.progress,
+               desc=f"round {state.last_round + 1}", features=_warmup_features(ctx, state, state.features, indices))
