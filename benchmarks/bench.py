@@ -5,7 +5,8 @@ own section of BENCHMARKS.md (between ``<!-- suite:NAME -->`` markers).
     python benchmarks/bench.py cluster     # k-means vs sklearn and faiss
     python benchmarks/bench.py train       # fine-tuning throughput vs the model-only limit
     python benchmarks/bench.py rounds RUN [RUN ...]     # seconds per stage of finished runs
-    python benchmarks/bench.py accuracy RUN [RUN ...]   # direct / PUL / SUL / TCUL table from runs
+    python benchmarks/bench.py accuracy RUN [RUN ...]   # direct / PUL / SUL / TCUL / cc / tcc table from runs
+    python benchmarks/bench.py curve RUN [RUN ...]      # mAP against minutes, one figure
     python benchmarks/bench.py sweep NAME FOLDER --title T --command C   # publish a sweep.py result
 """
 
@@ -264,7 +265,7 @@ def preset_changes(cfg: dict, preset: str = "quick") -> list[str]:
         if section in skip or not isinstance(values, dict):
             continue
         for key, value in values.items():
-            if (section, key) != ("model", "weights") and base.get(section, {}).get(key) != value:
+            if (section, key) != ("model", "weights") and str(base.get(section, {}).get(key)) != str(value):
                 changes.append("--select all" if (section, key, value) == ("stages", "select", "all")
                                else f"--set {section}.{key}={value}")
     return changes
@@ -290,10 +291,10 @@ def bench_accuracy(args) -> None:
                      f"{last.get('rank1', 0):.1f} / {last.get('rank5', 0):.1f} / {last.get('mAP', 0):.1f} | "
                      f"**{last.get('mAP', 0) - first.get('mAP', 0):+.1f}** | {best['mAP']:.1f} (round {best['round']}) | "
                      f"{per_round} | {rel} | {prec} | {cfg['seed']} |")
-    write_section("accuracy", f"""## 5. Accuracy: MSMT17 → target, OSNet x0.25 (`osnet_x0_25_msmt17.pth`)
+    write_section(args.section, f"""## {args.title}
 Machine: {machine()}. Seed 0. Each row is one run of
 `progreid adapt --method M --preset quick --target ../shared/data/T --weights ../shared/data/weights/osnet_x0_25_msmt17.pth --out runs/NAME [EXTRA]`
-(EXTRA in the method column), then `python benchmarks/bench.py accuracy runs/NAME ...`. mAP per round,
+(EXTRA in the method column), then `python benchmarks/bench.py accuracy runs/NAME ...{'' if args.section == 'accuracy' else ' --section ' + args.section + ' --title "..."'}`. mAP per round,
 reliable fraction per round and reliable-set pair precision per round (a ground-truth diagnostic the method
 never sees). TCUL needs frame ids, which cuhk03-mini does not have.
 
@@ -318,14 +319,65 @@ Machine: {machine()}. Command: `{args.command}`, then `python benchmarks/bench.p
 ![{args.title}](benchmarks/figures/{figure.name})""")
 
 
+def minutes_per_round(rows: list[dict]) -> list[float]:
+    """Cumulative minutes of stage time at the end of each round (round 0: the direct evaluation)."""
+    total, out = 0.0, []
+    for r in rows:
+        total += sum(r.get("seconds", {}).values())
+        out.append(total / 60)
+    return out
+
+
+def bench_curve(args) -> None:
+    """mAP against minutes for finished runs on one target, in one figure; who reaches +15 mAP first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    lines, first = [], None
+    for path, cfg, rows in load_runs(args.runs):
+        minutes = minutes_per_round(rows)
+        pts = [(m, r["mAP"]) for m, r in zip(minutes, rows) if "mAP" in r]
+        label = cfg["method"].upper()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=label, ms=3)
+        base = rows[0]["mAP"]
+        hit = next(((m, v) for m, v in pts if v >= base + 15), None)
+        if hit and (first is None or hit[0] < first[1]):
+            first = (label, hit[0], hit[1])
+        lines.append(f"| {label} | {Path(cfg['data']['target']).name} | {len(rows) - 1} | {pts[-1][1]:.1f} | "
+                     f"{max(v for _, v in pts):.1f} | {minutes[-1]:.1f} | "
+                     + (f"{hit[0]:.1f} min ({hit[1]:.1f})" if hit else "not reached") + " |")
+    ax.axhline(rows[0]["mAP"] + 15, color="grey", ls=":", label="direct + 15 mAP")
+    ax.set(xlabel="minutes (stage time, this machine)", ylabel="mAP (%)", title="mAP against time")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    figure = ROOT / "benchmarks" / "figures" / "accuracy_per_time.png"
+    figure.parent.mkdir(exist_ok=True)
+    fig.savefig(figure, dpi=90)
+    verdict = (f"First to +15 mAP: **{first[0]}**, after {first[1]:.1f} minutes ({first[2]:.1f} mAP)."
+               if first else "No run reached +15 mAP.")
+    write_section("curve", f"""## 6. Accuracy per time: mAP against minutes
+Machine: {machine()}. Command: `python benchmarks/bench.py curve runs/NAME ...` over the runs of section 5
+(minutes: the sum of the rounds' stage times, image decoding at start-up excluded). {verdict}
+
+| method | target | rounds | final mAP | best mAP | minutes | +15 mAP reached after |
+|---|---|---|---|---|---|---|
+""" + "\n".join(lines) + "\n\n![mAP against minutes](benchmarks/figures/accuracy_per_time.png)")
+
+
 def main() -> None:
     sys.path.insert(0, str(ROOT))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="suite", required=True)
     for name in ("eval", "cluster", "train"):
         sub.add_parser(name)
-    for name in ("rounds", "accuracy"):
+    for name in ("rounds", "accuracy", "curve"):
         sub.add_parser(name).add_argument("runs", nargs="+")
+    acc = sub.choices["accuracy"]
+    acc.add_argument("--section", default="accuracy", help="BENCHMARKS.md section to (re)write")
+    acc.add_argument("--title", default="5. Accuracy: MSMT17 → target, OSNet x0.25 (`osnet_x0_25_msmt17.pth`)")
     sw = sub.add_parser("sweep")
     for a in ("name", "folder"):
         sw.add_argument(a)
@@ -333,7 +385,7 @@ def main() -> None:
     sw.add_argument("--command", required=True, help="the sweep.py command that made the folder")
     args = parser.parse_args()
     {"eval": bench_eval, "cluster": bench_cluster, "train": bench_train, "rounds": bench_rounds,
-     "accuracy": bench_accuracy, "sweep": bench_sweep}[args.suite](args)
+     "accuracy": bench_accuracy, "sweep": bench_sweep, "curve": bench_curve}[args.suite](args)
 
 
 if __name__ == "__main__":

@@ -153,3 +153,63 @@ def test_pul_sul_tcul_rows_match_the_pinned_rows(network, tcul_full, tmp_path):
                     "between CPU kernels. Re-record here with PROGREID_RECORD_PINS=1 to compare two versions.")
     for method in ("pul", "sul", "tcul"):
         assert got[method] == pinned["rows"][method], method
+
+
+# ---- cluster contrast (cc) and temporal cluster contrast (tcc) on the stage pipeline ----
+def contrast_cfg(method: str, paths, weights, *extra: str):
+    return load_config(method, "quick", overrides=[*SMALL, f"data.target={paths['target']}", f"model.weights={weights}",
+                                                  "train.epochs=1", "loop.max_rounds=2", "loop.eval_every=1",
+                                                  "train.p=8", *extra])
+
+
+@pytest.fixture(scope="module")
+def cc_full(network, tmp_path_factory):
+    paths, weights = network
+    return adapt(contrast_cfg("cc", paths, weights), tmp_path_factory.mktemp("cc"), progress=False, log=lambda s: None)
+
+
+def test_cc_reclusters_every_round_and_leaves_outliers_out(cc_full):
+    assert [r["round"] for r in cc_full] == [0, 1, 2]
+    for r in cc_full[1:]:
+        assert 0 < r["eps"] < 1 and r["k"] >= 2  # eps chosen from the data, logged
+        assert r["reliable"] == round((1 - r["outlier_fraction"]) * r["num_train"])
+        assert {"purity", "reliable_pair_precision", "mAP"} <= set(r) and r["train_loss"] > 0
+
+
+def test_killed_cc_run_resumes_to_the_same_result(network, cc_full, tmp_path):
+    paths, weights = network
+
+    def die_after_round_1(line: str) -> None:
+        if line.startswith("round 1/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        adapt(contrast_cfg("cc", paths, weights), tmp_path / "killed", progress=False, log=die_after_round_1)
+    resumed = adapt(contrast_cfg("cc", paths, weights), tmp_path / "killed", resume=True, progress=False,
+                    log=lambda s: None)
+    assert stable(resumed) == stable(cc_full)
+
+
+def test_tcc_must_links_tracks_with_a_calibrated_window(network, tmp_path):
+    paths, weights = network
+    rows = adapt(contrast_cfg("tcc", paths, weights), tmp_path / "run", progress=False, log=lambda s: None)
+    for r in rows[1:]:
+        assert r["must_links"] > 0 and set(r["frame_window"]) == {"1", "2", "3", "4"}
+        assert all(w > 0 for w in r["frame_window"].values())
+
+
+def test_tcc_without_frames_fails_like_tcul_and_cc_runs_there(network, tmp_path):
+    """cuhk03-like data has no frame ids: tcc refuses at once, cc (which needs none) runs."""
+    from conftest import write_image
+
+    root = tmp_path / "cuhk" / "bounding_box_train"
+    for pid in range(1, 7):
+        for cam, idx in ((1, 0), (1, 1), (2, 5), (2, 6)):
+            write_image(root / f"{pid:04d}_c{cam}_{idx:02d}.jpg", color=(40 * pid, 30 * cam, 90))
+    paths, weights = network
+    target = {"target": tmp_path / "cuhk"}
+    with pytest.raises(ProgReIDError, match=r"'frame' field.*--method sul or --method pul"):
+        adapt(contrast_cfg("tcc", target, weights), tmp_path / "tcc", progress=False)
+    rows = adapt(contrast_cfg("cc", target, weights, "cluster.min_samples=2"), tmp_path / "cc", progress=False,
+                 log=lambda s: None)
+    assert len(rows) == 3 and rows[1]["k"] >= 1

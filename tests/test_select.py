@@ -51,3 +51,28 @@ def test_temporal_selection_without_frames_names_the_field_and_the_alternatives(
     with pytest.raises(ProgReIDError, match=r"frame.*sul.*pul"):
         select_temporal(np.ones((2, 2), np.float32), np.zeros(2, np.int64), np.ones((1, 2), np.float32),
                         [rec(1, 0, None), rec(1, 0, None)], 100)
+
+
+def test_the_three_similarity_references_on_features_where_they_disagree():
+    """Cluster 0's center (1, 0) is not its center sample (0.8, 0.6): SUL's rule (cos to the
+    center) and PUL's (cos to the center sample) keep different samples; PUL's released code keeps
+    a sample near *another* cluster's center sample too, with its own label."""
+    s = np.sqrt(0.5)
+    feats = np.array([[0.8, 0.6], [0.8, -0.6], [s, s], [0.0, 1.0], [0.05, 1.0]], np.float32)
+    labels = np.array([0, 0, 0, 1, 1])
+    centers = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    # center samples by cosine: cluster 0 -> sample 0 (tie with 1, first wins), cluster 1 -> sample 3
+    idx = center_samples(feats, labels, centers, "cosine")
+    assert idx.tolist() == [0, 3]
+    sul = select_similarity(feats, labels, centers, 0.79, "cosine", reference="center")
+    assert sul.reliable.tolist() == [True, True, False, True, True]  # cos to (1,0): .8 .8 .71; to (0,1): 1 .999
+    pul = select_similarity(feats, labels, centers, 0.79, "cosine", reference="center_sample")
+    assert pul.reliable.tolist() == [True, False, True, True, True]  # to (0.8, 0.6): 1, .28, .99
+    feats2 = feats.copy()
+    feats2[2] = [0.3, 0.954]  # a cluster-0 member: cos 0.81 to its center sample, 0.954 to cluster 1's
+    a = select_similarity(feats2, labels, centers, 0.9, "cosine", reference="any_center_sample")
+    o = select_similarity(feats2, labels, centers, 0.9, "cosine", reference="center_sample")
+    assert a.reliable[2] and not o.reliable[2]  # kept through another cluster's center sample ...
+    assert labels[2] == 0  # ... and it trains with its own k-means label (the loop uses labels as given)
+    with pytest.raises(ProgReIDError, match="select.reference"):
+        select_similarity(feats, labels, centers, 0.5, reference="median")

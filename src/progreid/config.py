@@ -17,7 +17,7 @@ import yaml
 from progreid.data.transforms import AugmentConfig
 from progreid.errors import ProgReIDError
 
-METHODS = ("pul", "sul", "tcul")
+METHODS = ("pul", "sul", "tcul", "cc", "tcc")
 PRESET_FILES = (*METHODS, "train")
 
 
@@ -36,33 +36,43 @@ class ModelConfig:
     weights: str = ""           # the original (source) model
     last_stride: int = 1        # ResNet only
     embedding_dim: int = 0      # ResNet only: 0 = pooled features
+    bn_neck: bool = False       # ResNet only: BatchNorm on the pooled features (cc, tcc); OSNet's fc has its own
 
 
 @dataclass
 class StagesConfig:
     """Which implementation runs each stage of a round (names from the registries; see ``engine``)."""
 
-    pseudo_label: str = "kmeans"       # kmeans: every round (PUL) | moving_centers: k-means once, then nearest center (TCUL)
-    select: str = "similarity"         # similarity | temporal | all
+    pseudo_label: str = "kmeans"       # kmeans: every round (PUL) | moving_centers: k-means once, then nearest
+                                       # center (TCUL) | dbscan: on the k-reciprocal Jaccard distance (cc)
+    select: str = "similarity"         # similarity | temporal | all | clustered (all but DBSCAN's outliers)
     fine_tune: str = "restart"         # restart: from the original model each round (PUL) | continue (TCUL)
+                                       # | cluster_memory: InfoNCE against cluster centroids (cc)
     after_round: tuple[str, ...] = ()  # e.g. [center_update] (TCUL)
 
 
 @dataclass
 class ClusterConfig:
-    k: int = 0                  # number of clusters; 0 = one per 16 training images
+    k: str = "0"                # number of clusters; 0 = one per 16 training images; auto: estimated from the
+                                # unlabeled features (clusters of a density clustering; cluster/density.py)
     max_iter: int = 300
     tol: float = 1e-4           # sklearn's center-shift tolerance
     rtol: float = 1e-4          # stop once an iteration lowers the inertia by less than this fraction
     normalize: bool = False     # L2-normalise before k-means (PUL found it worse)
     center_update: float = 0.0  # lambda_c of TCUL's center update (eq. 6-7), after_round stage center_update
     beta: float = 1.0           # beta of the center update
+    k1: int = 30                # k-reciprocal Jaccard distance (dbscan): neighbours, itself included
+    k2: int = 6                 # ... and the local query expansion
+    eps: str = "auto"           # DBSCAN radius on the Jaccard distance; auto: the radius with the most clusters
+    min_samples: int = 4        # DBSCAN core points need this many neighbours (itself included)
+    link_k: int = 10            # temporal_dbscan: must-linked crops are mutual link_k-nearest neighbours
 
 
 @dataclass
 class SelectConfig:
-    lam: float = 0.85           # cosine threshold of similarity selection
-    frame_window: int = 100     # lambda_fr of temporal selection, in frames
+    lam: float = 0.85           # cosine threshold of similarity selection ...
+    reference: str = "center_sample"  # ... to: center_sample (PUL) | any_center_sample (PUL's code) | center (SUL)
+    frame_window: str = "100"   # lambda_fr of temporal selection (frames), or auto: calibrated per camera
 
 
 @dataclass
@@ -83,6 +93,8 @@ class TrainConfig:
     dropout: float = 0.5
     label_smooth: float = 0.1
     margin: float = 0.5
+    temperature: float = 0.05   # InfoNCE temperature (loss contrast)
+    memory_momentum: float = 0.1  # cluster memory: m <- mu m + (1 - mu) f, then normalised
     scheduler: str = "none"     # none | step | cosine
     step_size: int = 10         # epochs per x0.1 step (scheduler=step)
     warmup_epochs: int = 0
@@ -93,7 +105,7 @@ class TrainConfig:
 class LoopConfig:
     max_rounds: int = 20
     stop_tol: float = 0.01      # reliable count changed by less than this fraction ...
-    stop_patience: int = 2      # ... for this many rounds in a row: stop
+    stop_patience: int = 2      # ... for this many rounds in a row: stop (0 = never stop early)
     eval_every: int = 1         # evaluate on the target query/gallery every N rounds (0 = never)
 
 
@@ -165,11 +177,23 @@ def parse_override(text: str) -> dict[str, Any]:
     return value
 
 
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in (over or {}).items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def preset_file(method: str) -> dict[str, Any]:
+    """A method's YAML; ``inherit: other`` starts from ``other``'s base and presets (e.g. tcc from cc)."""
     if method not in PRESET_FILES:
         raise ProgReIDError(f"unknown --method {method!r}; choose one of {METHODS}.")
-    text = resources.files("progreid").joinpath("configs", f"{method}.yaml").read_text()
-    return yaml.safe_load(text)
+    spec = yaml.safe_load(resources.files("progreid").joinpath("configs", f"{method}.yaml").read_text())
+    if "inherit" in spec:
+        parent = preset_file(spec.pop("inherit"))
+        spec = {"base": deep_merge(parent.get("base", {}), spec.get("base", {})),
+                "presets": deep_merge(parent.get("presets", {}), spec.get("presets", {}))}
+    return spec
 
 
 def load_config(method: str = "pul", preset: str = "paper", file: str | Path | None = None,

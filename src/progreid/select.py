@@ -1,7 +1,10 @@
 """Reliable-sample selection: which pseudo-labelled samples to train on this round.
 
-- ``similarity`` (PUL, SUL): in each cluster the sample nearest the cluster center is its center
-  sample; a sample is reliable iff cos(f_i, f_center) > lambda. Every cluster keeps its center.
+- ``similarity``: cos(f_i, reference) > lambda, the reference being (``select.reference``)
+  ``center_sample`` (PUL, the paper): the member nearest its cluster's center; every cluster keeps it;
+  ``any_center_sample`` (PUL, the authors' released ``unsupervised.py``): kept when the cosine to
+  *any* cluster's center sample exceeds lambda, with its own k-means label;
+  ``center`` (SUL, the TCUL paper's section 4.3): the cluster center c_k itself.
 - ``temporal`` (TCUL, eq. 3): in each (cluster, camera) group the sample most similar to the
   cluster center is a temporary center; a sample is reliable iff it was recorded in the same
   camera *and* sequence and at most ``frame_window`` frames away from it.
@@ -12,7 +15,8 @@ These are the algorithms, on plain arrays; ``engine.stages.selection`` binds the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +27,7 @@ from progreid.errors import ProgReIDError
 class Selection:
     reliable: np.ndarray      # (N,) bool
     center_index: np.ndarray  # (K,) index of each cluster's center sample (-1 for an empty cluster)
+    info: dict[str, Any] = field(default_factory=dict)  # what the selector chose, for the round's row
 
 
 def l2n(x: np.ndarray) -> np.ndarray:
@@ -44,18 +49,31 @@ def center_samples(features: np.ndarray, labels: np.ndarray, centers: np.ndarray
     return idx
 
 
+REFERENCES = ("center_sample", "any_center_sample", "center")
+
+
 def select_similarity(features: np.ndarray, labels: np.ndarray, centers: np.ndarray, lam: float,
-                      center_metric: str = "euclidean") -> Selection:
+                      center_metric: str = "euclidean", reference: str = "center_sample") -> Selection:
     idx = center_samples(features, labels, centers, center_metric)
     f = l2n(features)
-    cos = np.einsum("nd,nd->n", f, f[idx[labels]])
-    reliable = cos > lam
-    reliable[idx[idx >= 0]] = True
+    if reference == "center_sample":
+        reliable = np.einsum("nd,nd->n", f, f[idx[labels]]) > lam
+        reliable[idx[idx >= 0]] = True
+    elif reference == "any_center_sample":
+        heads = f[idx[idx >= 0]]
+        best = np.concatenate([(f[s:s + 4096] @ heads.T).max(1) for s in range(0, len(f), 4096)]) if len(heads) \
+            else np.full(len(f), -1.0)
+        reliable = best > lam
+    elif reference == "center":
+        reliable = np.einsum("nd,nd->n", f, l2n(centers)[labels]) > lam
+    else:
+        raise ProgReIDError(f"select.reference {reference!r}: choose one of {REFERENCES}.")
     return Selection(reliable, idx)
 
 
 def select_temporal(features: np.ndarray, labels: np.ndarray, centers: np.ndarray, records: list[Record],
-                    frame_window: int) -> Selection:
+                    frame_window: int | dict[int, int]) -> Selection:
+    """``frame_window``: frames, or {camera: frames} (calibrated per camera)."""
     if any(r.frame is None for r in records):
         missing = next(r.path for r in records if r.frame is None)
         raise ProgReIDError(
@@ -74,7 +92,8 @@ def select_temporal(features: np.ndarray, labels: np.ndarray, centers: np.ndarra
     head = np.empty(len(order), np.int64)  # for each sorted position: the index of its group's head
     head_pos = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
     head[order] = order[head_pos]
-    reliable = (seqs == seqs[head]) & (np.abs(frames - frames[head]) <= frame_window)
+    window = np.array([frame_window[c] for c in cams]) if isinstance(frame_window, dict) else frame_window
+    reliable = (seqs == seqs[head]) & (np.abs(frames - frames[head]) <= window)
     return Selection(reliable, center_samples(features, labels, centers, "cosine"))
 
 
@@ -82,3 +101,14 @@ def select_all(features: np.ndarray, labels: np.ndarray, centers: np.ndarray,
                center_metric: str = "euclidean") -> Selection:
     """No selection (the PUL paper's ablation): every sample trains."""
     return Selection(np.ones(len(labels), bool), center_samples(features, labels, centers, center_metric))
+
+
+def select_clustered(features: np.ndarray, labels: np.ndarray, centers: np.ndarray,
+                     center_metric: str = "cosine") -> Selection:
+    """Every sample with a cluster (label >= 0); density clustering's outliers (-1) are left out."""
+    reliable = labels >= 0
+    idx = np.full(len(centers), -1, np.int64)
+    members = np.flatnonzero(reliable)
+    idx_sub = center_samples(features[members], labels[members], centers, center_metric)
+    idx[idx_sub >= 0] = members[idx_sub[idx_sub >= 0]]
+    return Selection(reliable, idx)

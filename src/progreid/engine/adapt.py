@@ -79,10 +79,24 @@ def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         finish_round(ctx, state, hooks, direct_transfer(ctx, state))
     while state.last_round < cfg.loop.max_rounds and not state.finished:
         finish_round(ctx, state, hooks, run_round(ctx, state, state.last_round + 1))
+    if state.last_round >= 1 and "mAP" not in state.rows[-1] and ctx.evaluates(cfg.loop.max_rounds):
+        final_evaluation(ctx, state, hooks)  # an early stop, or a budget cut to a round that was not tested
     state.finished = True
     for hook in hooks:
         hook.run_end(ctx, state)
     return state.rows
+
+
+def final_evaluation(ctx: RunContext, state: RunState, hooks: list[Hook]) -> None:
+    """Test the last finished round's model and add the metrics to its row: the run stopped early
+    (the reliable set stalled) or ``--max-rounds`` was lowered to a round that ran without a test."""
+    row = state.rows.pop()
+    timer = Timer()
+    with timer("evaluate"):
+        evaluation = evaluate(ctx, state)
+    row.update(evaluation.metrics.as_percent())
+    row["seconds"] = {**row["seconds"], "evaluate": timer.seconds["evaluate"]}
+    finish_round(ctx, state, hooks, RoundResult(row, evaluation=evaluation))
 
 
 def direct_transfer(ctx: RunContext, state: RunState) -> RoundResult:
@@ -118,7 +132,8 @@ def run_round(ctx: RunContext, state: RunState, rnd: int) -> RoundResult:
         "round": rnd, "k": pseudo.num_clusters, "num_train": len(ctx.pool), "reliable": int(sel.reliable.sum()),
         "reliable_fraction": round(float(sel.reliable.mean()), 4), "labeled": len(ctx.labeled_idx),
         "reliable_cameras_per_cluster": round(cameras_per_cluster(pseudo.labels, ctx.pool_cameras, sel.reliable), 3),
-        "train_loss": round(stats.loss[-1], 4), "train_images_per_second": round(stats.images_per_second, 1)}
+        "train_loss": round(stats.loss[-1], 4), "train_images_per_second": round(stats.images_per_second, 1),
+        **pseudo.info, **sel.info}
     for name in cfg.stages.after_round:
         with timer("update"):
             row.update(AFTER_ROUND.get(name)(ctx, state, pseudo))
@@ -165,7 +180,7 @@ def evaluate(ctx: RunContext, state: RunState) -> Evaluation:
 def reliable_stalled(rows: list[dict[str, Any]], tol: float, patience: int) -> bool:
     """True when the reliable count changed by less than ``tol`` (relative) ``patience`` rounds in a row."""
     counts = [r["reliable"] for r in rows if r["round"] >= 1]
-    if len(counts) <= patience:
+    if patience <= 0 or len(counts) <= patience:
         return False
     recent = counts[-(patience + 1):]
     return all(abs(b - a) / max(a, 1) < tol for a, b in zip(recent, recent[1:]))

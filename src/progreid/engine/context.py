@@ -15,6 +15,7 @@ from progreid.engine.extract import extract_features
 from progreid.engine.target import TargetData, labeled_subset, load_target
 from progreid.models import load_model
 from progreid.select import l2n
+from progreid.temporal import calibrate_frame_window, parse_frame_window
 
 
 def build_model(cfg: Config) -> nn.Module:
@@ -22,7 +23,7 @@ def build_model(cfg: Config) -> nn.Module:
     cover (everything, without weights) is initialised from ``cfg.seed``, not the process's RNG state."""
     torch.manual_seed(cfg.seed)
     return load_model(cfg.model.arch, cfg.model.weights or None, last_stride=cfg.model.last_stride,
-                      embedding_dim=cfg.model.embedding_dim)
+                      embedding_dim=cfg.model.embedding_dim, bn_neck=cfg.model.bn_neck)
 
 
 @dataclass
@@ -52,6 +53,13 @@ class RunContext:
         """The rows the pseudo-labelling sees, L2-normalised if ``cluster.normalize``."""
         x = features[self.pool]
         return l2n(x) if self.cfg.cluster.normalize else x
+
+    def frame_windows(self, features: np.ndarray) -> dict[int, int]:
+        """Per camera: ``select.frame_window`` frames, or calibrated on the pool's crops when auto."""
+        fw = self.cfg.select.frame_window
+        if fw == "auto":
+            return calibrate_frame_window(features, self.pool_records)
+        return {int(cam): parse_frame_window(fw) for cam in np.unique(self.pool_cameras)}
 
     def evaluates(self, round_: int) -> bool:
         """Whether round ``round_`` ends with a test on the target's query/gallery split."""

@@ -23,8 +23,9 @@ from progreid.data.transforms import augment
 from progreid.engine.device import autocast
 from progreid.errors import ProgReIDError
 from progreid.losses import batch_hard_triplet, cross_entropy_smooth
+from progreid.memory import ClusterMemory
 
-LOSSES = ("softmax", "triplet", "softmax+triplet")
+LOSSES = ("softmax", "triplet", "softmax+triplet", "contrast")  # contrast: InfoNCE against a ClusterMemory
 
 
 @dataclass
@@ -107,21 +108,27 @@ def lr_factor(cfg: TrainConfig, epoch: int) -> float:
 
 def _batches(cfg: TrainConfig, labels: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """Positions into ``labels`` for one epoch."""
-    if "triplet" in cfg.loss:
+    if "triplet" in cfg.loss or cfg.loss == "contrast":
         return pk_batches(labels, cfg.p, cfg.k, rng, cfg.small_clusters)
     return shuffled_batches(len(labels), cfg.batch_size, rng)
 
 
 def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.ndarray, cfg: TrainConfig,
         device: torch.device, seed: int, progress: bool = True, desc: str = "train",
-        features: np.ndarray | None = None) -> FitStats:
+        features: np.ndarray | None = None, memory: ClusterMemory | None = None,
+        epoch_offset: int = 0) -> FitStats:
     """Train ``model`` in place on ``images[indices]`` with class ``labels`` (0..C-1) for ``cfg.epochs``.
 
     ``features``: the model's current features of ``images[indices]``, used to warm up a fresh
-    classifier when ``cfg.classifier_warmup`` > 0.
+    classifier when ``cfg.classifier_warmup`` > 0. ``memory``: the cluster memory of
+    ``train.loss: contrast`` (updated in place). ``epoch_offset``: epochs already trained in earlier
+    calls, so that a learning-rate schedule runs across rounds of one epoch each.
     """
     if cfg.loss not in LOSSES:
         raise ProgReIDError(f"train.loss {cfg.loss!r}: choose one of {LOSSES}.")
+    if (cfg.loss == "contrast") != (memory is not None):
+        raise ProgReIDError("train.loss contrast trains against a cluster memory: use it with "
+                            "stages.fine_tune=cluster_memory (and only there).")
     indices, labels = np.asarray(indices), np.asarray(labels, np.int64)
     if len(indices) == 0:
         raise ProgReIDError("nothing to train on: the selection kept no sample.")
@@ -144,7 +151,7 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
 
     for epoch in range(cfg.epochs):
         for g, lr in zip(optimizer.param_groups, base_lrs):
-            g["lr"] = lr * lr_factor(cfg, epoch)
+            g["lr"] = lr * lr_factor(cfg, epoch_offset + epoch)
         batches = list(_batches(cfg, labels, rng))
         if not batches:
             raise ProgReIDError(f"no complete batch: {len(indices)} samples in {num_classes} classes are too few "
@@ -161,9 +168,13 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
                     loss = loss + cross_entropy_smooth(classifier(feats).float(), y, cfg.label_smooth)
                 if "triplet" in cfg.loss:
                     loss = loss + batch_hard_triplet(feats.float(), y, cfg.margin)
+                if memory is not None:
+                    loss = loss + memory.loss(feats.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if memory is not None:
+                memory.update(feats, y)
             losses.append(loss.detach())  # no host sync per step (it would stall a GPU)
             stats.images += len(y)
             if progress and b % 10 == 0:

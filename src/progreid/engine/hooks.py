@@ -103,7 +103,9 @@ def default_hooks(run: RunDir, log: Callable[[str], None]) -> list[Hook]:
 def summary_line(row: dict[str, Any], max_rounds: int) -> str:
     parts = [f"round {row['round']}/{max_rounds}"]
     if row["round"] > 0:
-        parts.append(f"K {row['k']}  reliable {row['reliable']}/{row['num_train']} ({100 * row['reliable_fraction']:.1f}%)")
+        eps = f"  eps {row['eps']}" if "eps" in row else ""
+        parts.append(f"K {row['k']}{eps}  reliable {row['reliable']}/{row['num_train']} "
+                     f"({100 * row['reliable_fraction']:.1f}%)")
     if "mAP" in row:
         parts.append(f"R1 {row['rank1']:.1f}  mAP {row['mAP']:.1f}")
     if "reliable_pair_precision" in row:

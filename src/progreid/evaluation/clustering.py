@@ -59,12 +59,14 @@ def cameras_per_cluster(labels: np.ndarray, cameras: np.ndarray, reliable: np.nd
 
 
 def label_diagnostics(labels: np.ndarray, reliable: np.ndarray, truth: np.ndarray | None) -> dict[str, float]:
-    """Cluster purity/NMI of all labels and purity/pair precision of the reliable subset."""
+    """Cluster purity/NMI of the clustered samples (label >= 0; DBSCAN's outliers are -1) and
+    purity/pair precision of the reliable subset."""
     if truth is None or np.any(truth < 0):
         return {}
+    clustered = labels >= 0
     return {
-        "purity": round(purity(labels, truth), 4),
-        "nmi": round(nmi(labels, truth), 4),
+        "purity": round(purity(labels[clustered], truth[clustered]), 4),
+        "nmi": round(nmi(labels[clustered], truth[clustered]), 4),
         "reliable_purity": round(purity(labels[reliable], truth[reliable]), 4),
         "reliable_pair_precision": round(pair_precision(labels[reliable], truth[reliable]), 4),
     }

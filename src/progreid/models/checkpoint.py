@@ -58,9 +58,10 @@ def load_weights(model: nn.Module, path: str | Path, arch: str = "") -> list[str
     dropped = [k for k in state if _is_classifier_key(k, model)]
     state = {k: v for k, v in state.items() if k not in dropped}
     own = model.state_dict()
-    if "head.0.weight" in own and not any(k.startswith("backbone.") for k in state):
-        state = {f"backbone.{k}": v for k, v in state.items()}  # ImageNet ResNet into an EmbeddingHead
-        state.update({k: v for k, v in own.items() if k.startswith("head.")})
+    new_layers = ("head.", "neck.")  # an EmbeddingHead's or BNNeck's own layers, absent from ImageNet weights
+    if any(k.startswith(new_layers) for k in own) and not any(k.startswith("backbone.") for k in state):
+        state = {f"backbone.{k}": v for k, v in state.items()}  # ImageNet ResNet into the wrapper
+        state.update({k: v for k, v in own.items() if k.startswith(new_layers)})
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)

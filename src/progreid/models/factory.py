@@ -32,13 +32,33 @@ class EmbeddingHead(nn.Module):
         return self.head(self.backbone(x))
 
 
-def build_model(arch: str, feature_dim: int = 512, last_stride: int = 1, embedding_dim: int = 0) -> nn.Module:
-    """``arch`` in :data:`ARCHS`. ResNets take ``last_stride`` and an optional ``embedding_dim`` head."""
+class BNNeck(nn.Module):
+    """BatchNorm on pooled ResNet features, bias fixed at 0 (the BNNeck of Luo et al.'s strong
+    baseline, which Cluster Contrast keeps): contrastive and metric losses train on features
+    normalised per dimension rather than on raw pooled activations."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.neck = nn.BatchNorm1d(backbone.feature_dim)
+        self.neck.bias.requires_grad_(False)
+        self.feature_dim = backbone.feature_dim
+
+    def forward(self, x):
+        return self.neck(self.backbone(x))
+
+
+def build_model(arch: str, feature_dim: int = 512, last_stride: int = 1, embedding_dim: int = 0,
+                bn_neck: bool = False) -> nn.Module:
+    """``arch`` in :data:`ARCHS`. ResNets take ``last_stride``, an optional ``embedding_dim`` head, and
+    ``bn_neck`` (a BN on the pooled features; OSNet's ``fc`` block already ends with one)."""
     if arch in OSNET_CHANNELS:
         return build_osnet(arch, feature_dim)
     if arch in ("resnet18", "resnet50"):
         net = build_resnet(arch, last_stride)
-        return EmbeddingHead(net, embedding_dim) if embedding_dim > 0 else net
+        if embedding_dim > 0:
+            return EmbeddingHead(net, embedding_dim)
+        return BNNeck(net) if bn_neck else net
     raise ProgReIDError(f"unknown --arch {arch!r}; choose one of {ARCHS}.")
 
 

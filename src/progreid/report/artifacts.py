@@ -51,7 +51,7 @@ def save_ranked_lists(path: str | Path, round_: int, qf: np.ndarray, gf: np.ndar
 def save_cluster_samples(path: str | Path, round_: int, records: list[Record], labels: np.ndarray,
                          reliable: np.ndarray, n_clusters: int = 6, per_cluster: int = 12) -> None:
     """The largest clusters with a mix of reliable and rejected members (no ground truth involved)."""
-    sizes = np.bincount(labels)
+    sizes = np.bincount(labels[labels >= 0], minlength=1)
     mixed = [k for k in np.argsort(-sizes, kind="stable")
              if reliable[labels == k].any() and not reliable[labels == k].all()]
     chosen = (mixed or list(np.argsort(-sizes, kind="stable")))[:n_clusters]

@@ -52,8 +52,8 @@ def _img(path: str, css: str, caption: str) -> str:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    cols = ["round", "k", "reliable", "reliable_fraction", "rank1", "rank5", "mAP", "mINP", "center_shift",
-            "purity", "reliable_pair_precision", "train_loss"]
+    cols = ["round", "k", "k_auto", "eps", "outlier_fraction", "must_links", "reliable", "reliable_fraction", "rank1",
+            "rank5", "mAP", "mINP", "center_shift", "purity", "reliable_pair_precision", "train_loss"]
     cols = [c for c in cols if any(c in r for r in rows)]
     head = "".join(f"<th>{c}</th>" for c in cols) + "<th>seconds per stage</th>"
     body = []

@@ -15,6 +15,8 @@ import numpy as np
 from progreid.engine.context import RunContext
 from progreid.engine.fit import FitStats, fit
 from progreid.engine.state import RunState
+from progreid.errors import ProgReIDError
+from progreid.memory import ClusterMemory, centroids
 from progreid.registry import Registry
 
 FineTuner = Callable[[RunContext, RunState, np.ndarray, np.ndarray, int], FitStats]
@@ -50,3 +52,26 @@ def continue_training(ctx: RunContext, state: RunState, indices: np.ndarray, cla
     """TCUL/SUL: training continues from the previous round's model."""
     return fit(state.model, ctx.target.train_images, indices, classes, ctx.cfg.train, ctx.device, seed, ctx.progress,
                desc=f"round {state.last_round + 1}", features=_warmup_features(ctx, state, state.features, indices))
+
+
+def _needs_contrast_loss(ctx: RunContext) -> None:
+    if ctx.cfg.train.loss != "contrast":
+        raise ProgReIDError(f"stages.fine_tune cluster_memory trains with train.loss contrast, not "
+                            f"{ctx.cfg.train.loss!r}. Fix: --set train.loss=contrast.")
+
+
+@FINE_TUNERS.register("cluster_memory", check=_needs_contrast_loss)
+def contrast_with_memory(ctx: RunContext, state: RunState, indices: np.ndarray, classes: np.ndarray,
+                         seed: int) -> FitStats:
+    """Cluster contrast: a memory of the clusters' normalised centroids (features of the model that
+    clustered), InfoNCE against it with momentum updates; training continues from the previous
+    round and the learning-rate schedule runs across rounds (a round is one clustering).
+
+    One difference from the reference (alibaba/cluster-contrast-reid keeps one Adam optimizer for
+    all epochs): Adam's moment estimates start afresh every round, as for every progreid method,
+    so that a round's inputs are exactly what the run folder saves and ``--resume`` is exact."""
+    t = ctx.cfg.train
+    memory = ClusterMemory(centroids(state.features[indices], classes), t.temperature, t.memory_momentum,
+                           ctx.device)
+    return fit(state.model, ctx.target.train_images, indices, classes, t, ctx.device, seed, ctx.progress,
+               desc=f"round {state.last_round + 1}", memory=memory, epoch_offset=state.last_round * t.epochs)

@@ -1,0 +1,81 @@
+"""How the data-derived settings behave on real features, against ground truth (diagnostics only):
+DBSCAN eps on the k-reciprocal Jaccard distance, the K estimate, the calibrated frame window and
+the precision of temporal must-links.
+
+    progreid extract --data ../shared/data/market1501-mini --weights W --out runs/feats_market --parts train
+    python benchmarks/derived_settings.py runs/feats_market [runs/feats_cuhk03 ...] [--subset manifest.csv]
+
+``--subset``: keep only the training crops a manifest lists (e.g. the 4-crops-per-person copy written
+by derived_datasets.py). Prints markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from progreid.cluster.density import auto_eps, dbscan, with_links
+from progreid.cluster.jaccard import jaccard_distance
+from progreid.data.records import UNLABELED, Record
+from progreid.evaluation.clustering import pair_precision, purity
+from progreid.temporal import calibrate_frame_window, must_links
+
+
+def load(folder: Path, subset: Path | None):
+    x = np.load(folder / "train_features.npy")
+    rows = list(csv.DictReader((folder / "train_records.csv").open()))
+    keep = np.ones(len(rows), bool)
+    if subset:
+        listed = {r["path"] for r in csv.DictReader(subset.open()) if r.get("split", "train") == "train"}
+        keep = np.array([str(Path(r["path"]).resolve()) in listed for r in rows])
+    rows = [r for r, k in zip(rows, keep) if k]
+    records = [Record(r["path"], UNLABELED, int(r["camid"]), int(r["sequence"] or 0),
+                      int(r["frame"]) if r["frame"] else None) for r in rows]
+    return x[keep], records, np.array([int(r["pid"]) for r in rows])
+
+
+def describe(labels: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> str:
+    c = labels >= 0
+    k = int(labels.max()) + 1 if c.any() else 0
+    sizes = np.bincount(labels[c]) if c.any() else np.zeros(1, int)
+    per = np.mean([len(set(cams[labels == i])) for i in range(k)]) if k else 0
+    return (f"{k} | {100 * c.mean():.0f}% | {100 * pair_precision(labels[c], pids[c]):.0f}% | "
+            f"{100 * purity(labels[c], pids[c]):.0f}% | {sizes.max()} | {per:.2f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folders", nargs="+", type=Path)
+    p.add_argument("--subset", type=Path)
+    args = p.parse_args()
+    for folder in args.folders:
+        x, records, pids = load(folder, args.subset)
+        cams = np.array([r.camid for r in records])
+        dist = jaccard_distance(x, 30, 6)
+        eps, counts = auto_eps(dist, 4)
+        print(f"\n### {folder.name}{' (' + args.subset.parent.name + ')' if args.subset else ''}: "
+              f"{len(x)} crops, {len(set(pids))} people\n")
+        print("| eps | clusters | clustered | pair precision | purity | largest | cameras per cluster |")
+        print("|---|---|---|---|---|---|---|")
+        for e in sorted({0.3, 0.4, 0.5, 0.6, eps}):
+            label = f"**{e} (auto)**" if e == eps else f"{e}"
+            print(f"| {label} | {describe(dbscan(dist, e, 4), pids, cams)} |")
+        ids = len(set(pids))
+        print(f"\nK estimate (cluster.k auto): {counts[eps]} for {ids} people ({100 * (counts[eps] - ids) / ids:+.0f}%); "
+              f"N/16 = {round(len(x) / 16)}")
+        if all(r.frame is not None for r in records):
+            window = calibrate_frame_window(x, records)
+            i, j = must_links(x, records, window, 10)
+            linked = with_links(dist, i, j)
+            eps_l, _ = auto_eps(linked, 4)
+            print(f"\nframe window (auto) per camera: {window}; must-links: {len(i)}, "
+                  f"{100 * (pids[i] == pids[j]).mean():.2f}% the same person")
+            print(f"\nwith must-links: auto eps {eps_l}: clusters | clustered | pair precision | purity | largest | "
+                  f"cameras per cluster = {describe(dbscan(linked, eps_l, 4), pids, cams)}")
+
+
+if __name__ == "__main__":
+    main()

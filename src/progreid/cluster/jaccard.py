@@ -1,0 +1,115 @@
+"""k-reciprocal Jaccard distance (Zhong et al. 2017) as a sparse matrix, for density clustering.
+
+Follows Cluster Contrast's ``compute_jaccard_distance`` (alibaba/cluster-contrast-reid,
+``clustercontrast/utils/faiss_rerank.py``), the form SpCL and Cluster Contrast cluster with:
+the k1-NN lists *include* the sample itself, V rows are ``softmax(-(2 - 2 cos))`` over the
+k-reciprocal expansion, local query expansion averages the k2 nearest rows, and
+``d(i, j) = 1 - m / (2 - m)`` with ``m = sum_l min(V_il, V_jl)``.
+
+Where the reference fills a dense N x N matrix, this keeps only the pairs whose V rows overlap
+(every other distance is exactly 1, beyond any DBSCAN eps): memory is O(N x k1 x k2 x fan-out),
+not O(N^2), and the stored values equal the dense ones (tested against a direct dense reference).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+
+def knn(features: np.ndarray, k: int, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, cosine similarities) of each row's ``k`` nearest rows by cosine, itself first.
+
+    Exact, in row chunks (memory O(chunk x N) for the similarity block, O(N x k) for the result).
+    """
+    x = torch.nn.functional.normalize(torch.as_tensor(np.asarray(features, np.float32)), dim=1)
+    n = len(x)
+    k = min(k, n)
+    idx = np.empty((n, k), np.int64)
+    sim = np.empty((n, k), np.float32)
+    for s in range(0, n, chunk):
+        block = x[s:s + chunk] @ x.T
+        rows = torch.arange(s, min(s + chunk, n))
+        block[rows - s, rows] = 2.0  # itself first, even among exact duplicates
+        v, i = block.topk(k, dim=1)
+        v[:, 0] = 1.0
+        idx[s:s + chunk], sim[s:s + chunk] = i.numpy(), v.numpy()
+    return idx, sim
+
+
+def _reciprocal(rank: np.ndarray, k: int) -> list[np.ndarray]:
+    """For each i: the members of its first ``k`` neighbours that also list i in their first ``k``."""
+    fwd = rank[:, :k]
+    back = np.any(rank[fwd, :k] == np.arange(len(rank))[:, None, None], axis=2)  # (N, k)
+    return [fwd[i, back[i]] for i in range(len(rank))]
+
+
+def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6) -> sp.csr_matrix:
+    """Sparse (N, N) k-reciprocal Jaccard distances of L2-normalised ``features``.
+
+    Stored entries are the pairs with overlapping neighbourhoods (the diagonal included, 0);
+    any pair not stored is at distance 1.
+    """
+    x = np.asarray(features, np.float32)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    n = len(x)
+    rank, _ = knn(x, k1)
+    near = _reciprocal(rank, rank.shape[1])
+    near_half = _reciprocal(rank, min(int(np.around(k1 / 2)) + 1, rank.shape[1]))
+
+    rows, cols, vals = [], [], []
+    for i in range(n):
+        recip = near[i]
+        expansion = [recip]
+        for cand in recip:
+            c = near_half[cand]
+            if len(np.intersect1d(c, recip, assume_unique=True)) > 2 / 3 * len(c):
+                expansion.append(c)
+        members = np.unique(np.concatenate(expansion))
+        w = np.exp(-(2 - 2 * (x[members] @ x[i])))
+        rows.append(np.full(len(members), i))
+        cols.append(members)
+        vals.append(w / w.sum())
+    V = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    if k2 != 1:  # local query expansion: each row becomes the mean of its k2 nearest rows
+        kk = min(k2, rank.shape[1])
+        A = sp.csr_matrix((np.full(n * kk, 1.0 / kk), (np.repeat(np.arange(n), kk), rank[:, :kk].ravel())),
+                          shape=(n, n))
+        V = (A @ V).tocsr()
+    return _min_overlap_distance(V.astype(np.float32))
+
+
+def _min_overlap_distance(V: sp.csr_matrix, chunk_entries: int = 1 << 22) -> sp.csr_matrix:
+    """``1 - m/(2 - m)``, ``m_ij = sum_l min(V_il, V_jl)``, for every pair sharing a column of V.
+
+    Rows of V are expanded in chunks: each stored (i, l) meets every stored (j, l) of column l
+    (the inverted index), and the minima are summed per (i, j) by the sparse constructor.
+    """
+    n = V.shape[0]
+    Vc = V.tocsc()
+    col_len = np.diff(Vc.indptr)
+    pairs_per_row = np.zeros(n, np.int64)  # how many (i, j) contributions each row expands to
+    np.add.at(pairs_per_row, np.repeat(np.arange(n), np.diff(V.indptr)), col_len[V.indices])
+    out = []
+    start = 0
+    while start < n:  # rows [start, stop) whose expansion fits in about chunk_entries pairs
+        csum = np.cumsum(pairs_per_row[start:])
+        stop = min(n, start + max(1, int(np.searchsorted(csum, chunk_entries, side="right"))))
+        lo, hi = V.indptr[start], V.indptr[stop]
+        i_of = np.repeat(np.arange(start, stop), np.diff(V.indptr[start:stop + 1]))
+        l_of, v_of = V.indices[lo:hi], V.data[lo:hi]
+        reps = col_len[l_of]
+        i_rep = np.repeat(i_of, reps)
+        v_rep = np.repeat(v_of, reps)
+        # for each (i, l) entry, the positions of column l's entries in the CSC arrays
+        offs = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+        pos = np.repeat(Vc.indptr[l_of], reps) + offs
+        m = sp.csr_matrix((np.minimum(v_rep, Vc.data[pos]), (i_rep - start, Vc.indices[pos])),
+                          shape=(stop - start, n))
+        m.sum_duplicates()
+        m.data = np.maximum(1 - m.data / (2 - m.data), 0).astype(np.float32)
+        m.setdiag(0, k=start)  # itself: distance 0, stored (DBSCAN counts a point in its own neighbourhood)
+        out.append(m)
+        start = stop
+    return sp.vstack(out).tocsr()

@@ -1,0 +1,131 @@
+"""Cluster contrast's parts against their definitions: Jaccard distance, DBSCAN, auto eps, the memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from progreid.cluster.density import auto_eps, dbscan, within
+from progreid.cluster.jaccard import jaccard_distance, knn
+from progreid.memory import ClusterMemory, centroids
+
+
+def dense_jaccard_reference(x: np.ndarray, k1: int, k2: int) -> np.ndarray:
+    """Cluster Contrast's compute_jaccard_distance written out densely and literally (the oracle)."""
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    n = len(x)
+    sim = x @ x.T
+    np.fill_diagonal(sim, 2)
+    rank = np.argsort(-sim, axis=1, kind="stable")[:, :k1]  # k1 columns, itself first
+
+    def reciprocal(i, k):
+        forward = rank[i, :k + 1]
+        return forward[np.where(rank[forward, :k + 1] == i)[0]]
+
+    nn_k1 = [reciprocal(i, k1) for i in range(n)]
+    nn_half = [reciprocal(i, int(np.around(k1 / 2))) for i in range(n)]
+    V = np.zeros((n, n), np.float32)
+    for i in range(n):
+        expansion = nn_k1[i]
+        for cand in nn_k1[i]:
+            c = nn_half[cand]
+            if len(np.intersect1d(c, nn_k1[i])) > 2 / 3 * len(c):
+                expansion = np.append(expansion, c)
+        expansion = np.unique(expansion)
+        w = np.exp(-(2 - 2 * x[i] @ x[expansion].T))
+        V[i, expansion] = w / w.sum()
+    V = np.stack([V[rank[i, :k2]].mean(0) for i in range(n)])
+    jac = np.zeros((n, n), np.float32)
+    for i in range(n):
+        m = np.minimum(V[i][None, :], V).sum(1)
+        jac[i] = 1 - m / (2 - m)
+    return np.maximum(jac, 0)
+
+
+def blobs(n_ids: int, per_id: int, dim: int = 16, noise: float = 0.5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(n_ids), per_id)
+    x = rng.standard_normal((n_ids, dim))[ids] + noise * rng.standard_normal((len(ids), dim))
+    return x.astype(np.float32), ids
+
+
+@pytest.mark.parametrize("k1,k2", [(30, 6), (10, 1)])
+def test_sparse_jaccard_equals_the_dense_reference(k1, k2):
+    x, _ = blobs(15, 12, noise=0.7)
+    sparse = jaccard_distance(x, k1, k2)
+    dense = np.ones((len(x), len(x)), np.float32)
+    coo = sparse.tocoo()
+    dense[coo.row, coo.col] = coo.data
+    ref = dense_jaccard_reference(x, k1, k2)
+    np.testing.assert_allclose(dense, ref, atol=1e-5)
+    assert sparse.nnz < len(x) ** 2 and np.all(sparse.diagonal() == 0)
+
+
+def test_sparse_jaccard_chunks_give_the_same_matrix():
+    import scipy.sparse as sp
+
+    from progreid.cluster.jaccard import _min_overlap_distance
+
+    V = sp.random(60, 60, density=0.2, random_state=1, format="csr", dtype=np.float32)
+    V = sp.diags(1 / np.maximum(np.asarray(V.sum(1)).ravel(), 1e-6)) @ V
+    V = V.tocsr().astype(np.float32)
+    one = _min_overlap_distance(V, chunk_entries=1 << 30).toarray()
+    many = _min_overlap_distance(V, chunk_entries=50).toarray()
+    np.testing.assert_allclose(one, many, atol=1e-6)
+
+
+def test_knn_lists_itself_first_even_among_duplicates():
+    x = np.array([[1, 0], [1, 0], [0, 1], [0.9, 0.1]], np.float32)
+    idx, sim = knn(x, 3)
+    assert idx[:, 0].tolist() == [0, 1, 2, 3] and np.allclose(sim[:, 0], 1)
+    assert set(idx[0, 1:]) == {1, 3}
+
+
+def test_dbscan_on_hand_made_points():
+    # two tight groups of 5 (0.1 and 0.2 apart inside), one lone point; pairs not stored are far apart
+    import scipy.sparse as sp
+
+    d = np.zeros((11, 11), np.float32)
+    d[:5, :5] = 0.1
+    d[5:10, 5:10] = 0.2
+    dist = sp.csr_matrix(d)
+    labels = dbscan(dist, 0.3, 4)
+    assert labels[:5].tolist() == [0] * 5 and labels[5:10].tolist() == [1] * 5 and labels[10] == -1
+    assert (dbscan(dist, 0.15, 4)[5:10] == -1).all()  # 0.2 apart: too far for eps 0.15
+
+
+def test_auto_eps_finds_the_radius_with_the_most_clusters_and_pruning_keeps_labels():
+    x, ids = blobs(20, 10, noise=0.6, seed=3)
+    dist = jaccard_distance(x, 20, 6)
+    eps, counts = auto_eps(dist, 4)
+    assert counts[eps] == max(counts.values())
+    labels = dbscan(dist, eps, 4)
+    assert 14 <= labels.max() + 1 <= 26  # about the 20 identities, without knowing there are 20
+    assert (dbscan(within(dist, 0.85), eps, 4) == labels).all()
+
+
+def test_memory_update_and_loss_follow_their_formulas():
+    mem0 = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], np.float32)
+    mem = ClusterMemory(mem0, temperature=0.1, momentum=0.2)
+    f = torch.tensor([[0.0, 2.0], [3.0, 4.0], [1.0, 1.0]])
+    y = torch.tensor([0, 2, 0])
+    logits = torch.nn.functional.normalize(f, dim=1) @ torch.tensor(mem0).T / 0.1
+    assert torch.allclose(mem.loss(f, y), torch.nn.functional.cross_entropy(logits, y))
+    mem.update(f, y)
+
+    def step(m, x):
+        v = 0.2 * m + 0.8 * x / np.linalg.norm(x)
+        return v / np.linalg.norm(v)
+
+    expected0 = step(step(mem0[0], f[0].numpy()), f[2].numpy())  # in batch order, sample by sample
+    np.testing.assert_allclose(mem.entries[0].numpy(), expected0, atol=1e-6)
+    np.testing.assert_allclose(mem.entries[2].numpy(), step(mem0[2], f[1].numpy()), atol=1e-6)
+    np.testing.assert_allclose(mem.entries[1].numpy(), mem0[1])  # untouched: no sample of cluster 1
+
+
+def test_centroids_are_normalised_means_of_normalised_features():
+    f = np.array([[2.0, 0.0], [0.0, 5.0], [1.0, 1.0]], np.float32)
+    c = centroids(f, np.array([0, 0, 1]))
+    np.testing.assert_allclose(c[0], [np.sqrt(0.5), np.sqrt(0.5)], atol=1e-6)
+    np.testing.assert_allclose(c[1], [np.sqrt(0.5), np.sqrt(0.5)], atol=1e-6)

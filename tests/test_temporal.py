@@ -1,0 +1,57 @@
+"""Temporal continuity from unlabeled crops: the calibrated frame window and the must-link rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from progreid.data.records import UNLABELED, Record
+from progreid.cluster.density import LINKED, with_links
+from progreid.temporal import TRACK_STEPS, calibrate_frame_window, must_links
+
+
+def tracks(spacings: dict[int, int], people: int = 6, crops: int = 5, seed: int = 0):
+    """Each camera sees each person once, as a track of ``crops`` crops ``spacing`` frames apart whose
+    look drifts gradually (pose, light); tracks are far apart in time, people far apart in looks."""
+    rng = np.random.default_rng(seed)
+    looks = rng.standard_normal((people, 32)) * 3
+    feats, recs = [], []
+    for cam, spacing in spacings.items():
+        for p in range(people):
+            start = 10_000 * p + 137 * cam
+            drift = np.cumsum(0.3 * rng.standard_normal((crops, 32)), axis=0)
+            for c in range(crops):
+                feats.append(looks[p] + drift[c])
+                recs.append(Record(f"c{cam}_p{p}_{c}.jpg", UNLABELED, cam, 0, start + spacing * c))
+    return np.array(feats, np.float32), recs
+
+
+def test_frame_window_is_calibrated_per_camera_from_the_crop_spacing():
+    feats, recs = tracks({1: 10, 2: 40})
+    assert calibrate_frame_window(feats, recs) == {1: TRACK_STEPS * 10, 2: TRACK_STEPS * 40}
+    # the same footage at 5x the frame rate: the window follows
+    fast = [Record(r.path, r.pid, r.camid, r.sequence, r.frame * 5) for r in recs]
+    assert calibrate_frame_window(feats, fast) == {1: TRACK_STEPS * 50, 2: TRACK_STEPS * 200}
+
+
+def test_must_links_need_camera_sequence_window_and_mutual_neighbours():
+    feats, recs = tracks({1: 10}, people=3, crops=4)
+    i, j = must_links(feats, recs, {1: 40}, k=3)
+    pairs = set(zip(i.tolist(), j.tolist()))
+    same_person = {(a, b) for a in range(12) for b in range(a + 1, 12) if a // 4 == b // 4}
+    assert pairs and pairs <= same_person  # only within a track
+    assert len(must_links(feats, recs, {1: 5}, k=3)[0]) == 0  # crops 10 frames apart: outside a 5-frame window
+    other_seq = [Record(r.path, r.pid, r.camid, n % 2, r.frame) for n, r in enumerate(recs)]
+    i2, j2 = must_links(feats, other_seq, {1: 40}, k=3)
+    assert all(other_seq[a].sequence == other_seq[b].sequence for a, b in zip(i2, j2)) and len(i2) < len(i)
+    # a crop whose nearest crops do not list it back (an odd look: occlusion, a detector error) gets no link
+    odd = feats.copy()
+    odd[0] = 50 * np.random.default_rng(1).standard_normal(32)
+    i3, j3 = must_links(odd, recs, {1: 10_000}, k=3)
+    assert 0 not in set(i3.tolist()) | set(j3.tolist()) and len(i3) > 0
+
+
+def test_linked_pairs_get_a_stored_near_zero_distance():
+    d = sp.csr_matrix(np.array([[0, 0.7, 0], [0.7, 0, 0.9], [0, 0.9, 0]], np.float32))
+    out = with_links(d, np.array([0, 0]), np.array([2, 2])).toarray()  # (0, 2) listed twice, was not stored
+    assert out[0, 2] == out[2, 0] == np.float32(LINKED) and out[0, 1] == np.float32(0.7) and out[1, 2] == np.float32(0.9)
