@@ -210,6 +210,3 @@ def test_tcc_without_frames_fails_like_tcul_and_cc_runs_there(network, tmp_path)
     target = {"target": tmp_path / "cuhk"}
     with pytest.raises(ProgReIDError, match=r"'frame' field.*--method sul or --method pul"):
         adapt(contrast_cfg("tcc", target, weights), tmp_path / "tcc", progress=False)
-    rows = adapt(contrast_cfg("cc", target, weights, "cluster.min_samples=2"), tmp_path / "cc", progress=False,
-                 log=lambda s: None)
-    assert len(rows) == 3 and rows[1]["k"] >= 1
