@@ -8,7 +8,7 @@ fails later (a full disk for a plot, a KeyboardInterrupt during logging) loses n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from progreid.engine.context import RunContext
 from progreid.engine.evaluate import Evaluation
@@ -28,13 +28,17 @@ class RoundResult:
     evaluation: Evaluation | None = None
 
 
-class Hook(Protocol):
-    def round_end(self, ctx: RunContext, state: RunState, result: RoundResult) -> None: ...
+class Hook:
+    """Override either method; both do nothing by default."""
 
-    def run_end(self, ctx: RunContext, state: RunState) -> None: ...
+    def round_end(self, ctx: RunContext, state: RunState, result: RoundResult) -> None:
+        pass
+
+    def run_end(self, ctx: RunContext, state: RunState) -> None:
+        pass
 
 
-class SaveRound:
+class SaveRound(Hook):
     """Weights, arrays, metrics.jsonl and state.json: what ``--resume`` needs."""
 
     def __init__(self, run: RunDir):
@@ -47,7 +51,7 @@ class SaveRound:
         write_status(self.run, state)  # finished, also when the budget was reached on an earlier call
 
 
-class SaveArtifacts:
+class SaveArtifacts(Hook):
     """Ranked lists and cluster samples for the report, and the per-round curves."""
 
     def __init__(self, run: RunDir):
@@ -63,11 +67,8 @@ class SaveArtifacts:
                                  result.pseudo.labels, result.selection.reliable)
         plot_rounds(state.rows, self.run.path / "curves.png")
 
-    def run_end(self, ctx: RunContext, state: RunState) -> None:
-        pass
 
-
-class LogSummary:
+class LogSummary(Hook):
     """One line per round, and why the loop stopped early if it did."""
 
     def __init__(self, log: Callable[[str], None]):
@@ -78,16 +79,10 @@ class LogSummary:
         if state.stop_reason:
             self.log(f"stopping: {state.stop_reason}")
 
-    def run_end(self, ctx: RunContext, state: RunState) -> None:
-        pass
 
-
-class BuildReport:
+class BuildReport(Hook):
     def __init__(self, run: RunDir, log: Callable[[str], None]):
         self.run, self.log = run, log
-
-    def round_end(self, ctx: RunContext, state: RunState, result: RoundResult) -> None:
-        pass
 
     def run_end(self, ctx: RunContext, state: RunState) -> None:
         from progreid.report.html import build_report
