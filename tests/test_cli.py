@@ -44,7 +44,7 @@ def test_extract_writes_features_and_records(tmp_path, capsys):
     feats = np.load(tmp_path / "o" / "train_features.npy")
     assert feats.shape == (2, 512)
     lines = (tmp_path / "o" / "train_records.csv").read_text().splitlines()
-    assert lines[0] == "path,pid,camid,sequence,frame" and lines[2].endswith(",2,2,1,5")
+    assert lines[0] == "path,pid,camid,sequence,frame,track" and lines[2].endswith(",2,2,1,5,")
 
 
 def test_bad_device_and_bad_override_are_user_errors(tmp_path, capsys):

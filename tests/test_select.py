@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -45,6 +47,16 @@ def test_temporal_selection_respects_camera_sequence_and_window():
     assert sel.reliable.tolist() == [True, True, False, False, True, True]
     sel = select_temporal(feats, labels, center, records, 50)
     assert sel.reliable.tolist() == [True, False, False, False, True, False]
+
+
+def test_temporal_selection_keeps_the_head_tracks_crops_at_any_frame_gap():
+    center = np.array([[1.0, 0.0]], np.float32)
+    feats = np.array([[1, 0], [0.5, 0.5], [0.5, 0.5], [0.5, 0.5]], np.float32)
+    records = [replace(rec(1, 1, 500), track=7), replace(rec(1, 1, 5000), track=7),  # the head's track, far on
+               replace(rec(1, 1, 520), track=8), rec(1, 1, 530)]  # another track, and no track, both near
+    sel = select_temporal(feats, np.zeros(4, np.int64), center, records, 100)
+    assert sel.reliable.tolist() == [True, True, True, True] and sel.info["reliable_by_track_only"] == 1
+    assert select_temporal(feats, np.zeros(4, np.int64), center, records, 10).reliable.tolist() == [True, True, False, False]
 
 
 def test_temporal_selection_without_frames_names_the_field_and_the_alternatives():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -55,3 +57,24 @@ def test_linked_pairs_get_a_stored_near_zero_distance():
     d = sp.csr_matrix(np.array([[0, 0.7, 0], [0.7, 0, 0.9], [0, 0.9, 0]], np.float32))
     out = with_links(d, np.array([0, 0]), np.array([2, 2])).toarray()  # (0, 2) listed twice, was not stored
     assert out[0, 2] == out[2, 0] == np.float32(LINKED) and out[0, 1] == np.float32(0.7) and out[1, 2] == np.float32(0.9)
+
+
+def with_tracks(recs: list[Record]) -> list[Record]:
+    """The same crops with the tracker's id: one track per (camera, person) of ``tracks``."""
+    return [replace(r, track=int(r.path.split("_p")[1].split("_")[0])) for r in recs]
+
+
+def test_a_camera_with_tracks_takes_its_window_from_the_gaps_along_them():
+    feats, recs = tracks({1: 10, 2: 40}, people=4, crops=6)
+    # features that say nothing (noise): only the tracks can tell the spacing
+    noise = np.random.default_rng(3).standard_normal(feats.shape).astype(np.float32)
+    assert calibrate_frame_window(noise, with_tracks(recs)) == {1: TRACK_STEPS * 10, 2: TRACK_STEPS * 40}
+
+
+def test_one_tracks_crops_are_linked_whatever_their_frame_gap():
+    feats, recs = tracks({1: 500}, people=3, crops=4)  # crops 500 frames apart, a 40-frame window
+    assert len(must_links(feats, recs, {1: 40}, k=3)[0]) == 0
+    i, j = must_links(feats, with_tracks(recs), {1: 40}, k=3)
+    pairs = set(zip(i.tolist(), j.tolist()))
+    # every crop reaches its track's first crop, and no link crosses tracks
+    assert pairs == {(4 * p, 4 * p + c) for p in range(3) for c in range(1, 4)}

@@ -94,19 +94,49 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="write a synthetic camera network (source/ and target/, Market-1501 layout)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--ids", type=int, default=200, help="identities per domain")
-    p.add_argument("--cameras", type=int, default=6)
+    p.add_argument("--cameras", type=int, default=None, help="cameras (default 6; 2 with --footage)")
     p.add_argument("--height", type=int, default=64)
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--footage", action="store_true",
+                   help="instead: camera videos with tracker output (cam*.mp4, cam*.txt, cameras.yaml) for `progreid crops`")
 
     p = sub.add_parser("report", help="(re)write a run folder's report.html")
     p.add_argument("run", help="run folder")
+
+    p = sub.add_parser("crops", help="cut person crops from camera videos along tracker tracks (MOTChallenge text)")
+    p.add_argument("--video", help="one camera's video file")
+    p.add_argument("--tracks", help="its tracker output: frame,id,left,top,width,height,conf,... per line")
+    p.add_argument("--camera", type=int, help="its camera id")
+    p.add_argument("--list", dest="listing", help="several cameras: YAML list or CSV 'video,tracks,camera'")
+    p.add_argument("--out", required=True, help="dataset folder (crops + manifest.csv); an existing one is appended to")
+    p.add_argument("--stride", type=int, default=10, help="per track, a crop every n-th frame (default 10)")
+    p.add_argument("--min-height", type=int, default=40, help="drop boxes lower than this, in pixels (default 40)")
+
+    p = sub.add_parser("export", help="write a run's adapted model for trackers/deployment: torchreid, onnx, torchscript")
+    p.add_argument("source", help="run folder (its last finished round) or a weights file (then --arch)")
+    p.add_argument("--format", dest="fmt", required=True, choices=["torchreid", "onnx", "torchscript"])
+    p.add_argument("--out", required=True, help="output file, or a folder (the file name then carries the arch)")
+    p.add_argument("--arch", choices=ARCHS, help="architecture of bare weights")
+    p.add_argument("--round", dest="round_", type=int, help="a run's round to export (default: its last)")
+    p.add_argument("--check-images", help="onnx: folder of crops to compare onnxruntime with torch on")
+
+    p = sub.add_parser("rank", help="ranked lists for plain folders of crops, as an HTML page")
+    p.add_argument("--weights", required=True, help="run folder or weights file (then --arch)")
+    p.add_argument("--arch", choices=ARCHS)
+    p.add_argument("--query", required=True, help="folder of query crops")
+    p.add_argument("--gallery", required=True, help="folder of gallery crops")
+    p.add_argument("--out", required=True, help="HTML page to write")
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--max-queries", type=int, default=50)
+    p.add_argument("--device", default="auto")
 
     p = sub.add_parser("extract", help="write features (.npy) and records (.csv) per split")
     _add_data(p)
     _add_model(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--parts", default="train,query,gallery", help="comma-separated subsets")
+    p.add_argument("--onnx", help="compute features with onnxruntime from this exported model (instead of --weights)")
     return parser
 
 
@@ -150,19 +180,37 @@ def run(args: argparse.Namespace) -> int:
         from progreid.engine.demo import run_demo
 
         run_demo(args.out, args.quick, args.seed, progress)
+    elif args.command == "synth" and args.footage:
+        from progreid.footage.synth import write_footage
+
+        print(f"cameras: {write_footage(args.out, cameras=args.cameras or 2, seed=args.seed)}")
     elif args.command == "synth":
         from progreid.data.synth import generate_network
 
-        for name, path in generate_network(args.out, args.ids, args.cameras, args.seed, (args.height, args.width)).items():
+        for name, path in generate_network(args.out, args.ids, args.cameras or 6, args.seed, (args.height, args.width)).items():
             print(f"{name}: {path}")
     elif args.command == "report":
         from progreid.report.html import build_report
 
         print(build_report(args.run))
+    elif args.command == "crops":
+        result = api.crops(args.out, args.listing, args.video, args.tracks, args.camera, args.stride, args.min_height)
+        print(result.table())
+        print(f"manifest: {result.manifest}")
+    elif args.command == "export":
+        done = api.export(args.source, args.fmt, args.out, args.arch, args.round_, args.check_images)
+        print(f"wrote {done['path']}")
+        if "max_abs_difference" in done:
+            print(f"onnxruntime vs torch: max abs feature difference {done['max_abs_difference']:.2e} "
+                  f"on {done['checked_on']}")
+    elif args.command == "rank":
+        page = api.rank(args.weights, args.query, args.gallery, args.out, args.arch, args.top, args.max_queries,
+                        device=args.device, progress=progress)
+        print(f"wrote {page}")
     elif args.command == "extract":
         parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
         written = api.extract(args.data, args.arch, args.weights, args.out, parts, args.layout, args.batch_size,
-                              (args.height, args.width), args.device, progress)
+                              (args.height, args.width), args.device, progress, args.onnx)
         for part, path in written.items():
             print(f"{part}: {path}")
     return 0

@@ -22,6 +22,7 @@ import numpy as np
 
 from progreid.data.records import Record
 from progreid.errors import ProgReIDError
+from progreid.temporal import track_groups
 
 @dataclass
 class Selection:
@@ -93,8 +94,13 @@ def select_temporal(features: np.ndarray, labels: np.ndarray, centers: np.ndarra
     head_pos = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
     head[order] = order[head_pos]
     window = np.array([frame_window[c] for c in cams]) if isinstance(frame_window, dict) else frame_window
-    reliable = (seqs == seqs[head]) & (np.abs(frames - frames[head]) <= window)
-    return Selection(reliable, center_samples(features, labels, centers, "cosine"))
+    by_frames = (seqs == seqs[head]) & (np.abs(frames - frames[head]) <= window)
+    tracks = track_groups(records)
+    by_track = (tracks >= 0) & (tracks == tracks[head])  # a tracker's track: one person, any frame gap
+    sel = Selection(by_frames | by_track, center_samples(features, labels, centers, "cosine"))
+    if (tracks >= 0).any():
+        sel.info["reliable_by_track_only"] = int((by_track & ~by_frames).sum())
+    return sel
 
 
 def select_all(features: np.ndarray, labels: np.ndarray, centers: np.ndarray,

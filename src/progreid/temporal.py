@@ -9,6 +9,9 @@ which pairs of crops are surely one person (TCUL's observation, made exact where
   frame numbers x5 give a window x5 and the same decisions.
 - ``must_links``: pairs in one camera and sequence, within the window, that are mutual k-nearest
   neighbours: 99.8% the same person there (k = 10; BENCHMARKS.md).
+- Tracker tracks (a manifest's ``track`` column, written by ``progreid crops``) are this evidence
+  made exact: one camera's crops of one track are linked whatever their frame gap, and a camera
+  with tracks takes its window from the frame gaps along them.
 """
 
 from __future__ import annotations
@@ -29,12 +32,39 @@ def _arrays(records: list[Record]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return cams, seqs, frames
 
 
+def track_groups(records: list[Record]) -> np.ndarray:
+    """One integer per record naming its (camera, sequence, track); -1 where the record has no track."""
+    keys: dict[tuple[int, int, int], int] = {}
+    out = np.full(len(records), -1, np.int64)
+    for i, r in enumerate(records):
+        if r.track is not None:
+            out[i] = keys.setdefault((r.camid, r.sequence, r.track), len(keys))
+    return out
+
+
+def _track_gaps(records: list[Record]) -> dict[int, np.ndarray]:
+    """{camera: frame gaps between consecutive crops of one track} for cameras whose crops carry tracks."""
+    groups = track_groups(records)
+    cams, _, frames = _arrays(records)
+    has = np.flatnonzero((groups >= 0) & (frames >= 0))
+    order = has[np.lexsort((frames[has], groups[has]))]
+    same = groups[order][1:] == groups[order][:-1]
+    gaps = np.diff(frames[order])[same]
+    cam_of_gap = cams[order][1:][same]
+    return {int(c): gaps[cam_of_gap == c] for c in np.unique(cam_of_gap)}
+
+
 def calibrate_frame_window(features: np.ndarray, records: list[Record], steps: int = TRACK_STEPS) -> dict[int, int]:
-    """{camera: window in frames}; a camera with too few same-sequence pairs gets the median of the others."""
+    """{camera: window in frames}; a camera with too few same-sequence pairs gets the median of the others.
+
+    A camera whose crops carry tracks takes the gaps along its tracks (exact); others the gaps to
+    each crop's nearest neighbour in feature space within its camera and sequence."""
     x = torch.nn.functional.normalize(torch.as_tensor(np.asarray(features, np.float32)), dim=1)
     cams, seqs, frames = _arrays(records)
-    gaps: dict[int, list[np.ndarray]] = {}
+    gaps: dict[int, list[np.ndarray]] = {c: [g] for c, g in _track_gaps(records).items() if len(g) >= 10}
     for cam in np.unique(cams):
+        if int(cam) in gaps:
+            continue
         for seq in np.unique(seqs[cams == cam]):
             members = np.flatnonzero((cams == cam) & (seqs == seq) & (frames >= 0))
             if len(members) < 2:
@@ -52,7 +82,8 @@ def calibrate_frame_window(features: np.ndarray, records: list[Record], steps: i
 def must_links(features: np.ndarray, records: list[Record], window: dict[int, int], k: int = 10,
                chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """(i, j) with i < j: same camera and sequence, at most ``window[camera]`` frames apart, and each
-    among the other's ``k`` nearest neighbours (cosine, over all crops)."""
+    among the other's ``k`` nearest neighbours (cosine, over all crops); and every crop of a track
+    linked to its track's first crop (one link per crop is enough for DBSCAN to join them)."""
     from progreid.cluster.jaccard import knn
 
     cams, seqs, frames = _arrays(records)
@@ -65,7 +96,22 @@ def must_links(features: np.ndarray, records: list[Record], window: dict[int, in
     win = np.array([window.get(int(c), 0) for c in cams])
     keep = (i < j) & (cams[i] == cams[j]) & (seqs[i] == seqs[j]) & (frames[i] >= 0) & (frames[j] >= 0) \
         & (np.abs(frames[i] - frames[j]) <= win[i])
-    return i[keep], j[keep]
+    ti, tj = _track_links(records)
+    pairs = np.unique(np.stack([np.concatenate([i[keep], ti]), np.concatenate([j[keep], tj])], 1), axis=0)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def _track_links(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
+    groups = track_groups(records)
+    has = np.flatnonzero(groups >= 0)
+    if not len(has):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    first = {}
+    for i in has:  # ascending, so the first crop seen is the smallest index
+        first.setdefault(groups[i], i)
+    heads = np.array([first[g] for g in groups[has]], np.int64)
+    keep = heads != has
+    return heads[keep], has[keep]
 
 
 def parse_frame_window(value: str) -> int:

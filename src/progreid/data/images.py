@@ -20,6 +20,21 @@ from progreid.errors import DatasetError
 from progreid.models.checkpoint import save_npy
 
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+def image_files(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """The image files in ``folder`` (and below it with ``recursive``), sorted; an error if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: not a folder of images. Fix: check the path.")
+    found = sorted(p for p in (folder.rglob("*") if recursive else folder.iterdir())
+                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not found:
+        raise DatasetError(f"{folder}: holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+    return found
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("PROGREID_CACHE", Path.home() / ".cache" / "progreid")) / "images"
 

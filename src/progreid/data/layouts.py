@@ -11,10 +11,10 @@ import re
 from pathlib import Path
 from typing import Callable
 
+from progreid.data.images import IMAGE_SUFFIXES
 from progreid.data.records import UNLABELED, Record, Split
 from progreid.errors import DatasetError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 MARKET_PARTS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 
 Loader = Callable[[Path], Split]
@@ -30,6 +30,7 @@ def register(name: str) -> Callable[[Loader], Loader]:
 
 
 def _image_files(folder: Path) -> list[Path]:
+    """The images directly in ``folder``; none is not an error here (an empty Market part)."""
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
@@ -153,21 +154,22 @@ def load_msmt17(root: Path) -> Split:
 
 
 MANIFEST_NAME = "manifest.csv"
-MANIFEST_COLUMNS = ("path", "camid", "pid", "frame", "sequence", "split")
+MANIFEST_COLUMNS = ("path", "camid", "pid", "frame", "sequence", "track", "split")
 
 
 @register("csv")
 def load_manifest(root: Path) -> Split:
-    """A user's own camera network: ``manifest.csv`` with ``path,camid[,pid][,frame][,sequence][,split]``.
+    """A user's own camera network: ``manifest.csv`` with ``path,camid[,pid][,frame][,sequence][,track][,split]``.
 
     ``path`` is relative to the CSV's folder; an empty ``pid`` means unlabeled (the usual case);
+    ``track`` is a tracker's id within (camid, sequence) (``progreid crops`` writes it);
     ``split`` is train (default), query or gallery.
     """
     root = Path(root)
     csv_path = root if root.suffix.lower() == ".csv" else root / MANIFEST_NAME
     if not csv_path.is_file():
         raise DatasetError(f"{csv_path}: manifest not found. Fix: write a CSV with a header "
-                           f"'path,camid[,pid][,frame][,sequence][,split]' there.")
+                           f"'path,camid[,pid][,frame][,sequence][,track][,split]' there.")
     base = csv_path.parent
     split = Split(name=base.name)
     with csv_path.open(newline="") as fh:
@@ -186,9 +188,11 @@ def load_manifest(root: Path) -> Split:
                     pid=int(row["pid"]) if row.get("pid") else UNLABELED,
                     frame=int(row["frame"]) if row.get("frame") else None,
                     sequence=int(row["sequence"]) if row.get("sequence") else 0,
+                    track=int(row["track"]) if row.get("track") else None,
                 )
             except ValueError as exc:
-                raise DatasetError(f"{csv_path}:{lineno}: {exc}; camid, pid, frame and sequence must be integers.") from None
+                raise DatasetError(f"{csv_path}:{lineno}: {exc}; camid, pid, frame, sequence and track must be "
+                                   "integers.") from None
             part = row.get("split") or "train"
             if part not in ("train", "query", "gallery"):
                 raise DatasetError(f"{csv_path}:{lineno}: split {part!r} must be train, query or gallery.")

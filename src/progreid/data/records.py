@@ -15,13 +15,15 @@ DISTRACTOR = 0  # Market-1501: id 0 marks distractors, kept in the gallery as ne
 
 @dataclass(frozen=True)
 class Record:
-    """One image. ``frame`` counts within (camid, sequence); ``None`` when unknown."""
+    """One image. ``frame`` counts within (camid, sequence); ``None`` when unknown. ``track`` is a
+    tracker's id within (camid, sequence): crops sharing it are one person whatever their frame gap."""
 
     path: str
     pid: int
     camid: int
     sequence: int = 0
     frame: int | None = None
+    track: int | None = None
 
 
 @dataclass

@@ -1,0 +1,50 @@
+"""Decode a video's frames in order with PyAV (FFmpeg's own decoders, in a pinned wheel).
+
+Frames are numbered from 1 to match MOTChallenge track files. Decoding stops after the last frame
+anyone needs, so cutting the first minute of a long video reads only that minute.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from progreid.errors import DatasetError
+
+
+def _av():
+    try:
+        import av
+    except ImportError:
+        raise DatasetError("reading videos needs PyAV. Fix: pip install 'progreid[video]'.") from None
+    return av
+
+
+def iter_frames(path: str | Path, last: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame number from 1, RGB uint8 array (H, W, 3)) for frames 1..``last`` (fewer if the video ends)."""
+    av = _av()
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: video not found. Fix: check the video path.")
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise DatasetError(f"{path}: cannot be opened as a video ({exc}). Fix: re-encode it (e.g. ffmpeg -i in "
+                           "-c:v libx264 out.mp4) or drop it from the list.") from None
+    with container:
+        if not container.streams.video:
+            raise DatasetError(f"{path}: holds no video stream. Fix: pass the camera's video file.")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        number = 0
+        try:
+            for frame in container.decode(stream):
+                number += 1
+                yield number, frame.to_ndarray(format="rgb24")
+                if number >= last:
+                    return
+        except av.FFmpegError as exc:
+            raise DatasetError(f"{path}: decoding failed after frame {number} ({exc}). Fix: re-encode or "
+                               "replace the video; crops of cameras already finished are kept.") from None

@@ -1,0 +1,110 @@
+"""Exports round-trip: torchreid files load strictly and give the same features; ONNX agrees with
+torch within 1e-4 on real crops, for any batch size; the rank page lists every query."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from progreid import api
+from progreid.data.images import image_files, load_images
+from progreid.engine.extract import extract_features
+from progreid.errors import ProgReIDError
+from progreid.models import build_model, load_model, save_weights
+from progreid.models.checkpoint import read_state_dict
+
+from conftest import shared_path, write_image
+
+
+@pytest.fixture
+def weights(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("osnet_x0_25")
+    with torch.no_grad():  # BN statistics other than the init's, so a lost buffer would show
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    path = tmp_path / "adapted.safetensors"
+    save_weights(model, path)
+    return path
+
+
+def crops(tmp_path, n: int = 6):
+    folder = tmp_path / "crops"
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        write_image(folder / f"{i}.jpg", tuple(int(v) for v in rng.integers(0, 255, 3)))
+    return folder
+
+
+def test_torchreid_file_loads_strictly_and_gives_the_same_features(weights, tmp_path):
+    out = api.export(weights, "torchreid", tmp_path / "out", arch="osnet_x0_25")["path"]
+    assert out.name == "osnet_x0_25_adapted.pt"  # the arch in the name: BoxMOT picks the network from it
+    state = torch.load(out, map_location="cpu", weights_only=True)  # a plain state dict of tensors
+    assert all(isinstance(v, torch.Tensor) for v in state.values()) and not any(k.startswith("classifier") for k in state)
+    images = load_images([str(p) for p in image_files(crops(tmp_path))], (256, 128), use_cache=False, progress=False)
+    before = extract_features(load_model("osnet_x0_25", weights), images, progress=False)
+    after = extract_features(load_model("osnet_x0_25", out), images, progress=False)  # strict key check inside
+    np.testing.assert_array_equal(before, after)
+
+
+def test_the_shipped_torchreid_weights_survive_a_round_trip(tmp_path):
+    src = shared_path("weights", "osnet_x0_25_msmt17.pth")
+    out = api.export(src, "torchreid", tmp_path / "osnet_x0_25_again.pt", arch="osnet_x0_25")["path"]
+    original, again = read_state_dict(src), read_state_dict(out)
+    assert set(again) == {k for k in original if not k.startswith("classifier.")}
+    assert all(torch.equal(original[k], again[k]) for k in again)
+
+
+def test_torchreid_export_refuses_what_torchreid_cannot_hold(weights, tmp_path):
+    torch.manual_seed(0)
+    model = build_model("resnet18", bn_neck=True)
+    path = tmp_path / "neck.safetensors"
+    save_weights(model, path)
+    from progreid.export.source import load_export_source
+    from progreid.export.torchreid_format import write_torchreid
+
+    src = load_export_source(path, "resnet18")  # the neck is read from the keys
+    assert not src.bare_resnet
+    with pytest.raises(ProgReIDError, match="onnx"):
+        write_torchreid(src, tmp_path)
+    with pytest.raises(ProgReIDError, match="must contain the architecture"):
+        api.export(weights, "torchreid", tmp_path / "mine.pt", arch="osnet_x0_25")
+    with pytest.raises(ProgReIDError, match="--arch"):
+        api.export(path, "torchreid", tmp_path)
+
+
+@pytest.mark.parametrize("real", [False, True], ids=["synthetic crops", "market1501-mini crops"])
+def test_onnx_agrees_with_torch_for_any_batch(weights, tmp_path, real):
+    pytest.importorskip("onnxruntime", reason="onnxruntime (the export extra) is not installed")
+    folder = shared_path("market1501-mini", "query") if real else crops(tmp_path)
+    done = api.export(weights, "onnx", tmp_path / "out", arch="osnet_x0_25", check_images=folder)
+    assert done["max_abs_difference"] <= 1e-4 and "crops of" in done["checked_on"]
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(done["path"])).metadata_props}
+    assert meta["input_size"] == "256x128" and meta["arch"] == "osnet_x0_25" and "mean" in meta
+    from progreid.export.onnx_format import onnx_features
+
+    images = load_images([str(p) for p in image_files(folder)][:5], (256, 128), use_cache=False, progress=False)
+    ref = extract_features(load_model("osnet_x0_25", weights), images, progress=False)
+    for batch in (1, 5):  # the batch axis is dynamic
+        assert np.abs(onnx_features(done["path"], images, batch_size=batch) - ref).max() <= 1e-4
+
+
+def test_torchscript_gives_the_same_features(weights, tmp_path):
+    path = api.export(weights, "torchscript", tmp_path / "out", arch="osnet_x0_25")["path"]
+    x = torch.rand(3, 3, 256, 128)
+    with torch.no_grad():
+        np.testing.assert_allclose(torch.jit.load(str(path))(x).numpy(),
+                                   load_model("osnet_x0_25", weights).eval()(x).numpy(), atol=1e-5)
+
+
+def test_rank_page_shows_every_query_with_its_top_gallery(weights, tmp_path):
+    folder = crops(tmp_path, 5)
+    page = api.rank(weights, folder, folder, tmp_path / "rank.html", arch="osnet_x0_25", top=3, progress=False)
+    text = page.read_text()
+    assert text.count('class="row ranked"') == 5 and text.count("<figure") == 5 * 4
+    assert "1: 0.00" in text  # each query finds itself first in a gallery that holds it
