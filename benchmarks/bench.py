@@ -8,6 +8,7 @@ own section of BENCHMARKS.md (between ``<!-- suite:NAME -->`` markers).
     python benchmarks/bench.py accuracy RUN [RUN ...]   # direct / PUL / SUL / TCUL / cc / tcc table from runs
     python benchmarks/bench.py curve RUN [RUN ...]      # mAP against minutes, one figure
     python benchmarks/bench.py sweep NAME FOLDER --title T --command C   # publish a sweep.py result
+    python benchmarks/bench.py scale --sizes 10000 100000 1000000   # k-means and 30-NN graph at scale
 """
 
 from __future__ import annotations
@@ -367,6 +368,21 @@ Machine: {machine()}. Command: `python benchmarks/bench.py curve runs/NAME ...` 
 """ + "\n".join(lines) + "\n\n![mAP against minutes](benchmarks/figures/accuracy_per_time.png)")
 
 
+def bench_scale(args) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from scale import report
+
+    text, _ = report(sorted(args.sizes))
+    sizes = " ".join(str(n) for n in args.sizes)
+    write_section("scale", f"""## 8. Scaling: k-means (K = N/16) and the 30-NN graph, 512-d synthetic features
+Machine: {machine()}. Command: `python benchmarks/bench.py scale --sizes {sizes}`.
+One fresh process per row (peak RSS is that process's, the N x 512 features included: 2 GB at 1M).
+k-means stops after at most 20 iterations (or sklearn's convergence rule); automatic choices: k-means++
+seeding up to N x K = 2e8, exact assignment up to 2e9, exact k-NN up to 200k rows.
+
+""" + text)
+
+
 def main() -> None:
     sys.path.insert(0, str(ROOT))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -383,8 +399,10 @@ def main() -> None:
         sw.add_argument(a)
     sw.add_argument("--title", required=True)
     sw.add_argument("--command", required=True, help="the sweep.py command that made the folder")
+    sc = sub.add_parser("scale")
+    sc.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     args = parser.parse_args()
-    {"eval": bench_eval, "cluster": bench_cluster, "train": bench_train, "rounds": bench_rounds,
+    {"scale": bench_scale, "eval": bench_eval, "cluster": bench_cluster, "train": bench_train, "rounds": bench_rounds,
      "accuracy": bench_accuracy, "sweep": bench_sweep, "curve": bench_curve}[args.suite](args)
 
 

@@ -19,6 +19,24 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+SMALL = ["data.height=64", "data.width=32"]  # the synthetic network's image size
+
+
+@pytest.fixture(scope="session")
+def network(tmp_path_factory):
+    """A synthetic camera network (48 ids, 4 cameras) and a source model trained on its source half:
+    (paths of source/ and target/, weights)."""
+    from progreid.config import load_config
+    from progreid.data.synth import generate_network
+    from progreid.engine.source import train_source
+
+    root = tmp_path_factory.mktemp("net")
+    paths = generate_network(root, num_ids=48, num_cameras=4, seed=0)
+    cfg = load_config("train", "quick", overrides=[*SMALL, f"data.source={paths['source']}", "train.epochs=8"])
+    train_source(cfg, root / "src", progress=False, log=lambda s: None)
+    return paths, root / "src" / "model.safetensors"
+
+
 def write_image(path: Path, color=(128, 64, 32), size=(64, 128)) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(abs(hash(path.name)) % 2**32)

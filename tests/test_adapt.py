@@ -10,22 +10,12 @@ import pytest
 import torch
 
 from progreid.config import load_config
-from progreid.data.synth import generate_network
 from progreid.engine.adapt import adapt
-from progreid.engine.source import train_source
 from progreid.errors import ProgReIDError
 
-SMALL = ["data.height=64", "data.width=32"]
+from conftest import SMALL
+
 VOLATILE = {"seconds", "train_images_per_second"}
-
-
-@pytest.fixture(scope="module")
-def network(tmp_path_factory):
-    root = tmp_path_factory.mktemp("net")
-    paths = generate_network(root, num_ids=48, num_cameras=4, seed=0)
-    cfg = load_config("train", "quick", overrides=[*SMALL, f"data.source={paths['source']}", "train.epochs=8"])
-    train_source(cfg, root / "src", progress=False, log=lambda s: None)
-    return paths, root / "src" / "model.safetensors"
 
 
 def adapt_cfg(method: str, paths, weights, *extra: str):

@@ -80,3 +80,22 @@ def test_cameras_per_cluster_counts_distinct_cameras_of_reliable_members():
     assert cameras_per_cluster(labels, cams, reliable) == pytest.approx((2 + 1) / 2)  # cluster 2 has one member
     reliable[1] = reliable[2] = False
     assert np.isnan(cameras_per_cluster(labels[:1], cams[:1], reliable[:1]))
+
+
+def test_the_scalable_kmeans_and_knn_stay_close_to_the_exact_ones():
+    """The variants a million crops switch to (random seeding, IVF assignment; IVF k-NN), on small
+    features with identity structure, against the exact ones from the same seed."""
+    from progreid.cluster.jaccard import knn
+
+    rng = np.random.default_rng(0)
+    ids = rng.standard_normal((60, 32)).astype(np.float32)
+    x = (ids[rng.integers(0, 60, 3000)] + 0.3 * rng.standard_normal((3000, 32))).astype(np.float32)
+    exact = kmeans(x, 60, seed=0, init="random", assign="exact")
+    approx = kmeans(x, 60, seed=0, init="random", assign="ivf")
+    assert (approx.init, approx.assign) == ("random", "ivf") and approx.inertia <= 1.01 * exact.inertia
+    assert kmeans(x[:500], 20, seed=0).init == "k-means++"  # small data keeps k-means++ and exact assignment
+    e_idx, _ = knn(x, 10, method="exact")
+    a_idx, a_sim = knn(x, 10, method="ivf")
+    assert (a_idx[:, 0] == np.arange(len(x))).all() and np.allclose(a_sim[:, 0], 1)
+    recall = np.mean([len(np.intersect1d(a[1:], e[1:])) / 9 for a, e in zip(a_idx, e_idx)])
+    assert recall >= 0.95

@@ -58,3 +58,39 @@ def test_augment_is_seeded_and_does_what_it_says():
     erased = augment(imgs, AugmentConfig(flip=0, pad=0, erase=1), torch.Generator().manual_seed(1))
     zeros = (erased == 0).all(1).flatten(1).sum(1)  # erased pixels are 0 in every channel
     assert (zeros >= 0.02 * 32 * 16 * 0.5).all()
+
+
+def test_unreadable_images_are_skipped_and_counted_when_asked(tmp_path):
+    paths = []
+    for i in range(4):
+        write_image(tmp_path / f"{i}.jpg", color=(60 * i, 100, 200))
+        paths.append(str(tmp_path / f"{i}.jpg"))
+    (tmp_path / "2.jpg").write_bytes(b"\xff\xd8 truncated")  # a corrupt crop among good ones
+    cache = tmp_path / "cache"
+    with pytest.raises(DatasetError, match=r"2\.jpg: cannot read image"):
+        load_images(paths, (32, 16), cache_dir=cache, progress=False)  # default: error, naming the file
+    bad: list[int] = []
+    a = load_images(paths, (32, 16), cache_dir=cache, progress=False, bad=bad)
+    assert bad == [2] and not a[2].any() and a[3].any()
+    again: list[int] = []
+    load_images(paths, (32, 16), cache_dir=cache, progress=False, bad=again)  # from the cache: still known
+    assert again == [2]
+    with pytest.raises(DatasetError, match=r"2\.jpg"):
+        load_images(paths, (32, 16), cache_dir=cache, progress=False)
+    assert not list(cache.glob(".*partial*"))  # no partial file left behind
+
+
+def test_a_run_with_bad_images_skip_trains_without_them(tmp_path):
+    from progreid.config import load_config
+    from progreid.engine.context import build_context
+
+    train = tmp_path / "d" / "bounding_box_train"
+    for i in range(6):
+        write_image(train / f"{i + 1:04d}_c{i % 2 + 1}s1_{i * 10:06d}_00.jpg", color=(40 * i, 90, 200))
+    (train / "0003_c1s1_000020_00.jpg").write_bytes(b"not a jpeg")
+    cfg = load_config("pul", "quick", overrides=[f"data.target={tmp_path / 'd'}", "data.height=32", "data.width=16"])
+    with pytest.raises(DatasetError, match="0003_c1s1_000020_00.jpg"):
+        build_context(cfg, progress=False)
+    cfg.data.bad_images = "skip"
+    ctx = build_context(cfg, progress=False)
+    assert ctx.target.bad_train.tolist() == [2] and 2 not in ctx.pool and len(ctx.pool) == 5

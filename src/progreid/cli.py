@@ -164,7 +164,15 @@ def run(args: argparse.Namespace) -> int:
         from progreid.engine.adapt import adapt
 
         cfg = load_config(args.method, args.preset, args.config, _run_overrides(args))
-        rows = adapt(cfg, args.out, resume=args.resume, progress=progress, max_rounds=args.max_rounds)
+        from progreid import distributed
+
+        try:
+            rows = adapt(cfg, args.out, resume=args.resume, progress=progress, max_rounds=args.max_rounds)
+        finally:
+            main_rank = distributed.is_main()
+            distributed.teardown()
+        if not main_rank:
+            return 0
         last = rows[-1]
         if "mAP" in last:
             print(f"final: R1 {last['rank1']:.1f}  mAP {last['mAP']:.1f}  (round 0: R1 {rows[0].get('rank1', float('nan')):.1f}"

@@ -28,6 +28,7 @@ class DataConfig:
     layout: str = "auto"
     height: int = 256
     width: int = 128
+    bad_images: str = "error"   # an unreadable training crop: error (name it and stop) | skip (count it, train without it)
 
 
 @dataclass

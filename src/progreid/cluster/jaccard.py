@@ -18,14 +18,25 @@ import scipy.sparse as sp
 import torch
 
 
-def knn(features: np.ndarray, k: int, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+KNN_EXACT_LIMIT = 200_000  # rows above which ``knn(method="auto")`` searches an inverted file
+KNN_NPROBE = 32
+
+
+def knn(features: np.ndarray, k: int, chunk: int = 4096, method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """(indices, cosine similarities) of each row's ``k`` nearest rows by cosine, itself first.
 
-    Exact, in row chunks (memory O(chunk x N) for the similarity block, O(N x k) for the result).
+    ``exact``: in row chunks (memory O(chunk x N) for the similarity block, O(N x k) for the result),
+    O(N^2 x D) time. ``ivf``: faiss's inverted file (4 sqrt(N) cells, ``KNN_NPROBE`` probed),
+    O(N^1.5 x D); its recall against exact is measured in BENCHMARKS.md. ``auto``: exact up to
+    ``KNN_EXACT_LIMIT`` rows.
     """
     x = torch.nn.functional.normalize(torch.as_tensor(np.asarray(features, np.float32)), dim=1)
     n = len(x)
     k = min(k, n)
+    if method == "ivf" or (method == "auto" and n > KNN_EXACT_LIMIT):
+        return _knn_ivf(x.numpy(), k)
+    if method not in ("exact", "auto"):
+        raise ValueError(f"knn method {method!r}: choose exact, ivf or auto")
     idx = np.empty((n, k), np.int64)
     sim = np.empty((n, k), np.float32)
     for s in range(0, n, chunk):
@@ -36,6 +47,29 @@ def knn(features: np.ndarray, k: int, chunk: int = 4096) -> tuple[np.ndarray, np
         v[:, 0] = 1.0
         idx[s:s + chunk], sim[s:s + chunk] = i.numpy(), v.numpy()
     return idx, sim
+
+
+def _knn_ivf(x: np.ndarray, k: int, nprobe: int = KNN_NPROBE, seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+
+    n, d = x.shape
+    cells = max(1, min(int(round(4 * np.sqrt(n))), n // 39))  # faiss wants >= 39 training points per cell
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, cells, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = seed
+    index.cp.min_points_per_centroid = 1
+    sample = np.random.default_rng(seed).choice(n, size=min(n, 64 * cells), replace=False)
+    index.train(x[np.sort(sample)])
+    index.add(x)
+    index.nprobe = nprobe
+    sim, idx = index.search(x, k + 1)
+    # itself first (it is found, at similarity 1, unless an exact duplicate outranks it), then the rest
+    rows = np.arange(n)[:, None]
+    others = idx != rows
+    order = np.argsort(~others, axis=1, kind="stable")  # stable: keeps the ranking among the others
+    idx_o = np.take_along_axis(idx, order, 1)[:, :k - 1]
+    sim_o = np.take_along_axis(sim, order, 1)[:, :k - 1]
+    return (np.concatenate([rows, idx_o], 1).astype(np.int64),
+            np.concatenate([np.ones((n, 1), np.float32), sim_o], 1).astype(np.float32))
 
 
 def _reciprocal(rank: np.ndarray, k: int) -> list[np.ndarray]:

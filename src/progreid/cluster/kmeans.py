@@ -5,6 +5,15 @@ O(N^2). Convergence follows sklearn's rule (total squared center shift below
 ``tol * mean feature variance``, or no label change) so the two are comparable; ``rtol`` adds an
 early stop once an iteration lowers the inertia by less than that fraction, which reaches
 sklearn's inertia within a fraction of a percent in far fewer iterations (see BENCHMARKS.md).
+
+At scale (a million crops, K = N/16) two steps stop being affordable, and ``init``/``assign`` pick
+the scalable variant, on their own when N x K is large (the choice is in the result):
+- k-means++ seeding costs ~log(K) x N x K x D: above ``PLUSPLUS_BUDGET`` the initial centers are a
+  seeded random sample of the points (faiss's default);
+- the exact assignment costs N x K x D per iteration: above ``EXACT_BUDGET`` each point is assigned
+  among the centers of its ``nprobe`` nearest cells of an inverted file over the centers (faiss
+  IndexIVFFlat with sqrt(K) cells, rebuilt every iteration), O(N x nprobe x sqrt(K) x D). Its price, the
+  inertia against exact Lloyd from the same initial centers, is measured in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -17,12 +26,41 @@ import torch
 from tqdm import tqdm
 
 
+PLUSPLUS_BUDGET = 2e8   # N x K above which seeding is a random sample
+EXACT_BUDGET = 2e9      # N x K above which the assignment goes through an inverted file
+IVF_NPROBE = 16
+
+
 @dataclass
 class KMeansResult:
     centers: np.ndarray   # (K, D) float32
     labels: np.ndarray    # (N,) int64
     inertia: float        # sum of squared distances to the assigned center
     n_iter: int
+    init: str = "k-means++"
+    assign: str = "exact"
+
+
+def _ivf_assign(x: torch.Tensor, c: torch.Tensor, nprobe: int = IVF_NPROBE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Approximate nearest center through faiss's inverted file over the centers (CPU)."""
+    import faiss
+
+    xs, cs = x.cpu().numpy(), np.ascontiguousarray(c.cpu().numpy())
+    cells = max(1, int(round(math.sqrt(len(cs)))))
+    quantizer = faiss.IndexFlatL2(cs.shape[1])
+    index = faiss.IndexIVFFlat(quantizer, cs.shape[1], cells, faiss.METRIC_L2)
+    index.cp.seed = 1234  # the cells' k-means: seeded, so a run is reproducible
+    index.cp.min_points_per_centroid = 1  # few centers per cell is the point here: no warning
+    index.train(cs)
+    index.add(cs)
+    index.nprobe = nprobe
+    d, i = index.search(xs, 1)
+    missing = i[:, 0] < 0  # a point whose probed cells are all empty: exact fallback
+    if missing.any():
+        sub = torch.as_tensor(xs[missing])
+        lab, mn = _sq_dists_min(sub, (sub * sub).sum(1), c.cpu(), _chunk_rows(len(cs)))
+        i[missing, 0], d[missing, 0] = lab.numpy(), mn.numpy()
+    return torch.as_tensor(i[:, 0]).to(x.device), torch.as_tensor(d[:, 0]).clamp_min_(0).to(x.device)
 
 
 def _sq_dists_min(x: torch.Tensor, x_sq: torch.Tensor, c: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,8 +121,10 @@ def kmeans_plusplus(x: torch.Tensor, k: int, gen: torch.Generator, n_trials: int
 
 def kmeans(features: np.ndarray | torch.Tensor, k: int, max_iter: int = 300, tol: float = 1e-4,
            rtol: float = 1e-4, seed: int = 0, n_trials: int | None = None, device: str | torch.device = "cpu",
-           progress: bool = False) -> KMeansResult:
-    """Cluster ``features`` (N, D) into ``k`` groups. Deterministic for a given ``seed`` and device."""
+           progress: bool = False, init: str = "auto", assign: str = "auto") -> KMeansResult:
+    """Cluster ``features`` (N, D) into ``k`` groups. Deterministic for a given ``seed`` and device.
+
+    ``init``: k-means++ | random | auto; ``assign``: exact | ivf | auto (see the module docstring)."""
     x = torch.as_tensor(np.asarray(features, np.float32)).to(device) if isinstance(features, np.ndarray) \
         else features.float().to(device)
     n = len(x)
@@ -93,9 +133,20 @@ def kmeans(features: np.ndarray | torch.Tensor, k: int, max_iter: int = 300, tol
     gen = torch.Generator().manual_seed(seed)
     x_sq = (x * x).sum(1)
     chunk = _chunk_rows(k)
-    centers = kmeans_plusplus(x, k, gen, n_trials)
+    init = init if init != "auto" else ("k-means++" if n * k <= PLUSPLUS_BUDGET else "random")
+    assign = assign if assign != "auto" else ("exact" if n * k <= EXACT_BUDGET else "ivf")
+    if init not in ("k-means++", "random") or assign not in ("exact", "ivf"):
+        raise ValueError(f"k-means init {init!r} / assign {assign!r}: choose k-means++|random and exact|ivf")
+    if init == "k-means++":
+        centers = kmeans_plusplus(x, k, gen, n_trials)
+    else:
+        centers = x[torch.randperm(n, generator=gen)[:k].to(x.device)].clone()
+
+    def nearest(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _sq_dists_min(x, x_sq, c, chunk) if assign == "exact" else _ivf_assign(x, c)
+
     shift_tol = tol * float(x.var(0).mean())
-    labels, mins = _sq_dists_min(x, x_sq, centers, chunk)
+    labels, mins = nearest(centers)
     inertia = float(mins.sum())
     it = 0
     bar = tqdm(total=max_iter, desc="k-means", disable=not progress, leave=False)
@@ -109,7 +160,7 @@ def kmeans(features: np.ndarray | torch.Tensor, k: int, max_iter: int = 300, tol
             new[empty] = x[far]
         shift = float(((new - centers) ** 2).sum())
         centers = new
-        new_labels, mins = _sq_dists_min(x, x_sq, centers, chunk)
+        new_labels, mins = nearest(centers)
         new_inertia = float(mins.sum())
         bar.update(1)
         unchanged = bool(torch.equal(new_labels, labels))
@@ -118,7 +169,7 @@ def kmeans(features: np.ndarray | torch.Tensor, k: int, max_iter: int = 300, tol
         if unchanged or shift <= shift_tol or (rtol > 0 and 0 <= gain < rtol):
             break
     bar.close()
-    return KMeansResult(centers.cpu().numpy(), labels.cpu().numpy(), inertia, it)
+    return KMeansResult(centers.cpu().numpy(), labels.cpu().numpy(), inertia, it, init, assign)
 
 
 def assign(features: np.ndarray, centers: np.ndarray, metric: str = "cosine") -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,9 @@ file's path, byte size and modification time, so a changed file list or file inv
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -16,8 +18,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from progreid import distributed
 from progreid.errors import DatasetError
-from progreid.models.checkpoint import save_npy
 
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -63,29 +65,97 @@ def cache_key(paths: Sequence[str], size: tuple[int, int]) -> str:
 
 
 def load_images(paths: Sequence[str], size: tuple[int, int] = (256, 128), cache_dir: str | Path | None = None,
-                workers: int | None = None, progress: bool = True, use_cache: bool = True) -> np.ndarray:
-    """All ``paths`` as one (N, H, W, 3) uint8 array, decoded in parallel threads on a cache miss."""
+                workers: int | None = None, progress: bool = True, use_cache: bool = True,
+                bad: list[int] | None = None) -> np.ndarray:
+    """All ``paths`` as one (N, H, W, 3) uint8 array, decoded in parallel threads on a cache miss.
+
+    With the cache, images are decoded straight into a memory-mapped file (never all in RAM), each
+    ``torchrun`` rank its slice. ``bad``: a list to collect the positions of unreadable images
+    (zero-filled) instead of failing on the first; the cache remembers them.
+    """
     paths = list(paths)
     if not paths:
         return np.zeros((0, size[0], size[1], 3), np.uint8)
-    target: Path | None = None
-    if use_cache:
-        target = Path(cache_dir or default_cache_dir()) / f"{cache_key(paths, size)}.npy"
-        if target.is_file():
-            arr = np.load(target, mmap_mode="r")
-            if arr.shape == (len(paths), size[0], size[1], 3):
-                return arr
-    out = np.empty((len(paths), size[0], size[1], 3), np.uint8)
-    workers = workers or min(8, (os.cpu_count() or 1) * 2)
+    shape = (len(paths), size[0], size[1], 3)
+    if not use_cache:
+        out = np.empty(shape, np.uint8)
+        _report_bad(paths, _decode_into(out, paths, range(len(paths)), size, workers, progress, bad is not None), bad)
+        return out
+    target = Path(cache_dir or default_cache_dir()) / f"{cache_key(paths, size)}.npy"
+    sidecar = target.with_suffix(".bad.json")
+    if not (target.is_file() and np.load(target, mmap_mode="r").shape == shape) and \
+            not _build_cache(target, sidecar, paths, shape, workers, progress, bad is not None):
+        return load_images(paths, shape[1:3], workers=workers, progress=progress, use_cache=False, bad=bad)
+    known_bad = json.loads(sidecar.read_text()) if sidecar.is_file() else []
+    _report_bad(paths, known_bad, bad)
+    return np.load(target, mmap_mode="r")
+
+
+def _report_bad(paths: list[str], found: list[int], bad: list[int] | None) -> None:
+    if found and bad is None:
+        decode_image(paths[found[0]], (8, 8))  # raises the error that names the file
+    if bad is not None:
+        bad.extend(found)
+
+
+def _decode_into(out: np.ndarray, paths: list[str], rows: range, size: tuple[int, int], workers: int | None,
+                 progress: bool, skip_bad: bool) -> list[int]:
+    """Decode ``paths[rows]`` into ``out[rows]``; return the unreadable rows (zero-filled) when ``skip_bad``."""
     from tqdm import tqdm
 
-    with ThreadPoolExecutor(workers) as pool:
-        it = pool.map(lambda p: decode_image(p, size), paths, chunksize=64)
-        for i, img in enumerate(tqdm(it, total=len(paths), desc="decode", disable=not progress, leave=False)):
-            out[i] = img
-    if target is not None:
+    def read(i: int) -> np.ndarray | None:
         try:
-            save_npy(target, out)
+            return decode_image(paths[i], size)
+        except DatasetError:
+            if not skip_bad:
+                raise
+            return None
+
+    failed = []
+    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 1) * 2)) as pool:
+        it = pool.map(read, rows, chunksize=64)
+        for i, img in zip(rows, tqdm(it, total=len(rows), desc="decode", disable=not progress, leave=False)):
+            if img is None:
+                out[i] = 0
+                failed.append(i)
+            else:
+                out[i] = img
+    return failed
+
+
+def _build_cache(target: Path, sidecar: Path, paths: list[str], shape: tuple[int, ...], workers: int | None,
+                 progress: bool, skip_bad: bool) -> bool:
+    """Fill ``target`` through a uniquely named partial file renamed into place (a crash or a
+    concurrent run never leaves a half-written cache); under torchrun each rank decodes its slice."""
+    partial = None
+    if distributed.is_main():
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".partial.npy")
+            os.close(fd)
+            np.lib.format.open_memmap(name, mode="w+", dtype=np.uint8, shape=shape).flush()
+            partial = name
         except OSError:
-            pass  # a read-only or full cache folder only costs speed
-    return out
+            partial = None
+    partial = distributed.broadcast(partial)
+    if partial is None:
+        return False  # a read-only or full cache folder only costs speed: decode into memory instead
+    try:
+        arr = np.lib.format.open_memmap(partial, mode="r+")
+        failed = _decode_into(arr, paths, range(len(paths))[distributed.shard(len(paths))], shape[1:3], workers,
+                              progress, skip_bad)
+        arr.flush()
+        del arr
+        failed = sorted(i for part in distributed.gather_objects(failed) for i in part)
+        distributed.barrier()
+        if distributed.is_main():
+            if failed:
+                sidecar.write_text(json.dumps(failed))
+            else:
+                sidecar.unlink(missing_ok=True)
+            os.replace(partial, target)
+        distributed.barrier()
+        return True
+    finally:
+        if distributed.is_main() and os.path.exists(partial):
+            os.unlink(partial)

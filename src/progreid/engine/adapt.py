@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from progreid.config import Config
+from progreid import distributed
 from progreid.engine.context import RunContext, build_context, build_model
 from progreid.engine.evaluate import EvalOptions, Evaluation, evaluate_model
 from progreid.engine.hooks import Hook, RoundResult, default_hooks
@@ -60,21 +61,27 @@ def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     rounds it adds are the ones an uninterrupted run with that budget would have made (same seeds).
     ``hooks`` are called after the default ones (run folder, artifacts, log, report).
     """
+    device = distributed.setup(cfg.device)  # under torchrun: join the group (rank 0 alone writes the run folder)
+    main = distributed.is_main()
+    log = log if main else _silent
     run = RunDir(out)
-    cfg, saved = run.start(cfg, resume)
-    if max_rounds is not None and max_rounds != cfg.loop.max_rounds:
-        saved = run.set_max_rounds(cfg, saved, max_rounds)
-    ctx = build_context(cfg, progress)
+    cfg, saved = distributed.broadcast(_open_run(run, cfg, resume, max_rounds) if main else None)
+    ctx = build_context(cfg, progress and main, device if distributed.active() else None)
     check_stages(ctx)
+    if len(ctx.target.bad_train):
+        log(f"skipping {len(ctx.target.bad_train)} unreadable training images (data.bad_images: skip), "
+            f"e.g. {ctx.target.train[ctx.target.bad_train[0]].path}")
     model = build_model(cfg)
     state = RunState(model=model, original=copy.deepcopy(model))
     if saved is not None:
-        restore_state(run, saved, state)
+        if main:
+            restore_state(run, saved, state)
+        distributed.share_state(state)  # other ranks take rank 0's weights, arrays and rows
         if state.finished:
             log(f"{run.path}: run already finished at round {state.last_round}.")
             return state.rows
         log(f"resuming {run.path} after round {state.last_round}")
-    hooks = [*default_hooks(run, log), *(hooks or [])]
+    hooks = [*default_hooks(run, log), *(hooks or [])] if main else []
     if state.last_round < 0:
         finish_round(ctx, state, hooks, direct_transfer(ctx, state))
     while state.last_round < cfg.loop.max_rounds and not state.finished:
@@ -85,6 +92,17 @@ def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     for hook in hooks:
         hook.run_end(ctx, state)
     return state.rows
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+def _open_run(run: RunDir, cfg: Config, resume: bool, max_rounds: int | None) -> tuple[Config, dict[str, Any] | None]:
+    cfg, saved = run.start(cfg, resume)
+    if max_rounds is not None and max_rounds != cfg.loop.max_rounds:
+        saved = run.set_max_rounds(cfg, saved, max_rounds)
+    return cfg, saved
 
 
 def final_evaluation(ctx: RunContext, state: RunState, hooks: list[Hook]) -> None:
@@ -120,10 +138,7 @@ def run_round(ctx: RunContext, state: RunState, rnd: int) -> RoundResult:
         if state.features is None:
             state.features = ctx.extract_train(state.model)
         x = ctx.pool_features(state.features)
-    with timer("cluster"):
-        pseudo = PSEUDO_LABELERS.get(cfg.stages.pseudo_label)(ctx, state, x, seed)
-    with timer("select"):
-        sel = SELECTORS.get(cfg.stages.select)(ctx, x, pseudo)
+    pseudo, sel = distributed.on_main_then_share(lambda: _label_and_select(ctx, state, x, seed, timer), state)
     indices, classes = training_set(ctx, pseudo, sel)
     with timer("train"):
         stats = FINE_TUNERS.get(cfg.stages.fine_tune)(ctx, state, indices, classes, seed)
@@ -134,6 +149,8 @@ def run_round(ctx: RunContext, state: RunState, rnd: int) -> RoundResult:
         "reliable_cameras_per_cluster": round(cameras_per_cluster(pseudo.labels, ctx.pool_cameras, sel.reliable), 3),
         "train_loss": round(stats.loss[-1], 4), "train_images_per_second": round(stats.images_per_second, 1),
         **pseudo.info, **sel.info}
+    if len(ctx.target.bad_train):
+        row["bad_images"] = len(ctx.target.bad_train)  # unreadable crops left out (data.bad_images: skip)
     for name in cfg.stages.after_round:
         with timer("update"):
             row.update(AFTER_ROUND.get(name)(ctx, state, pseudo))
@@ -160,6 +177,16 @@ def finish_round(ctx: RunContext, state: RunState, hooks: list[Hook], result: Ro
     state.finished = state.last_round >= loop.max_rounds or bool(state.stop_reason)
     for hook in hooks:
         hook.round_end(ctx, state, result)
+
+
+def _label_and_select(ctx: RunContext, state: RunState, x: np.ndarray, seed: int,
+                      timer: Timer) -> tuple[PseudoLabels, Selection]:
+    """Rank 0's job under torchrun (the others receive the result)."""
+    with timer("cluster"):
+        pseudo = PSEUDO_LABELERS.get(ctx.cfg.stages.pseudo_label)(ctx, state, x, seed)
+    with timer("select"):
+        sel = SELECTORS.get(ctx.cfg.stages.select)(ctx, x, pseudo)
+    return pseudo, sel
 
 
 def training_set(ctx: RunContext, pseudo: PseudoLabels, sel: Selection) -> tuple[np.ndarray, np.ndarray]:

@@ -67,9 +67,10 @@ class RunContext:
         return self.target.has_test and every > 0 and (round_ % every == 0 or round_ == last)
 
 
-def build_context(cfg: Config, progress: bool = True) -> RunContext:
-    device = resolve_device(cfg.device)  # a wrong --device fails before any image is read
+def build_context(cfg: Config, progress: bool = True, device: str | None = None) -> RunContext:
+    """``device`` overrides ``cfg.device`` (a ``torchrun`` rank's own GPU) without changing the config."""
+    device = resolve_device(device or cfg.device)  # a wrong --device fails before any image is read
     target = load_target(cfg, progress)
     labeled_idx, labeled_cls = labeled_subset(cfg, target)
-    pool = np.setdiff1d(np.arange(len(target.train)), labeled_idx)
+    pool = np.setdiff1d(np.arange(len(target.train)), np.union1d(labeled_idx, target.bad_train))
     return RunContext(cfg, device, target, pool, labeled_idx, labeled_cls, progress)

@@ -8,6 +8,7 @@ from torch import nn
 from tqdm import tqdm
 
 from progreid.data.transforms import preprocess
+from progreid import distributed
 from progreid.engine.device import autocast
 
 
@@ -17,7 +18,16 @@ def extract_features(model: nn.Module, images: np.ndarray, batch_size: int = 0,
     """(N, D) float32 features of ``images`` (N, H, W, 3) uint8. ``flip`` averages with the mirror.
 
     ``batch_size=0`` picks 32 on CPU (bigger batches run ~2x slower there: allocator churn) and 256 on GPU.
+    Under ``torchrun`` every rank extracts its slice and every rank gets all the features.
     """
+    if distributed.active():
+        local = _extract(model, images[distributed.shard(len(images))], batch_size, device, flip, progress, desc)
+        return distributed.gather_rows(local, len(images))
+    return _extract(model, images, batch_size, device, flip, progress, desc)
+
+
+def _extract(model: nn.Module, images: np.ndarray, batch_size: int, device: torch.device | str, flip: bool,
+             progress: bool, desc: str) -> np.ndarray:
     device = torch.device(device)
     batch_size = batch_size or (256 if device.type == "cuda" else 32)
     was_training = model.training

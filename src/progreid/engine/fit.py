@@ -20,6 +20,7 @@ from tqdm import tqdm
 from progreid.config import TrainConfig
 from progreid.data.sampler import pk_batches, shuffled_batches
 from progreid.data.transforms import augment
+from progreid import distributed
 from progreid.engine.device import autocast
 from progreid.errors import ProgReIDError
 from progreid.losses import batch_hard_triplet, cross_entropy_smooth
@@ -134,7 +135,7 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
         raise ProgReIDError("nothing to train on: the selection kept no sample.")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed + 7919 * distributed.rank())  # ranks augment independently
     num_classes = int(labels.max()) + 1
     classifier = None
     if "softmax" in cfg.loss:
@@ -143,6 +144,7 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
             warm_up_classifier(classifier, features, labels, cfg.classifier_warmup, cfg.label_smooth, seed)
     model.to(device, memory_format=torch.channels_last).train()
     frozen = freeze_modules(model, cfg.freeze)
+    net, head = distributed.wrap(model), distributed.wrap(classifier) if classifier is not None else None
     optimizer = make_optimizer(cfg, model, classifier)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     labels_t = torch.as_tensor(labels)
@@ -158,14 +160,17 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
                                 f"for train.batch_size={cfg.batch_size} / train.p={cfg.p}, train.k={cfg.k}.")
         losses = []
         bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
-        for b, pos in enumerate(bar):
+        for b, batch in enumerate(bar):
+            if min(distributed.part_sizes(len(batch))) < 2:
+                continue  # a rank's share of one image: BatchNorm cannot train on it (all ranks skip alike)
+            pos = distributed.local_part(batch)  # under torchrun: this rank's share of the global batch
             x = augment(images[indices[pos]], cfg.augment, gen, device)
             y = labels_t[pos].to(device)
             with autocast(device):
-                feats = model(x)
+                feats = net(x)
                 loss = torch.zeros((), device=device)
-                if classifier is not None:
-                    loss = loss + cross_entropy_smooth(classifier(feats).float(), y, cfg.label_smooth)
+                if head is not None:
+                    loss = loss + cross_entropy_smooth(head(feats).float(), y, cfg.label_smooth)
                 if "triplet" in cfg.loss:
                     loss = loss + batch_hard_triplet(feats.float(), y, cfg.margin)
                 if memory is not None:
@@ -173,15 +178,16 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if memory is not None:
-                memory.update(feats, y)
+            if memory is not None:  # every rank moves the entries by the whole global batch, in its order
+                memory.update(*distributed.gather_batch(feats.detach(), y, distributed.part_sizes(len(batch))))
             losses.append(loss.detach())  # no host sync per step (it would stall a GPU)
-            stats.images += len(y)
+            stats.images += len(batch)
             if progress and b % 10 == 0:
                 bar.set_postfix(loss=f"{float(torch.stack(losses[-10:]).mean()):.3f}")
         stats.loss.append(float(torch.stack(losses).mean()))
         stats.epochs += 1
     stats.seconds = time.perf_counter() - start
+    distributed.check_in_sync(model)
     for name in frozen:
         for p in dict(model.named_modules())[name].parameters():
             p.requires_grad_(True)

@@ -52,7 +52,7 @@ class SaveRound(Hook):
 
 
 class SaveArtifacts(Hook):
-    """Ranked lists and cluster samples for the report, and the per-round curves."""
+    """Ranked lists and cluster samples for the report, each round's pseudo-labels, and the curves."""
 
     def __init__(self, run: RunDir):
         self.run = run
@@ -63,6 +63,9 @@ class SaveArtifacts(Hook):
             save_ranked_lists(self.run.path / RANKED_FILE, result.row["round"], result.evaluation.query_features,
                               result.evaluation.gallery_features, split.query, split.gallery, seed=ctx.cfg.seed)
         if result.pseudo is not None and result.selection is not None:
+            # the round's pseudo-labels of the pool (-1: no cluster) and its reliable mask, for inspection
+            self.run.save_array("pseudo_labels", result.row["round"], result.pseudo.labels)
+            self.run.save_array("reliable", result.row["round"], result.selection.reliable)
             save_cluster_samples(self.run.path / CLUSTERS_FILE, result.row["round"], ctx.pool_records,
                                  result.pseudo.labels, result.selection.reliable)
         plot_rounds(state.rows, self.run.path / "curves.png")

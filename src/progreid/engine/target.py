@@ -7,7 +7,7 @@ the diagnostics (cluster purity, reliable-set precision), which report and never
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ class TargetData:
     train_images: np.ndarray
     query_images: np.ndarray | None
     gallery_images: np.ndarray | None
+    bad_train: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # unreadable, skipped
 
     @property
     def has_test(self) -> bool:
@@ -41,11 +42,16 @@ def load_target(cfg: Config, progress: bool = True) -> TargetData:
     truth = np.array([r.pid for r in split.train], np.int64)
     size = (cfg.data.height, cfg.data.width)
     has_test = bool(split.query) and bool(split.gallery)
+    if cfg.data.bad_images not in ("error", "skip"):
+        raise ProgReIDError(f"data.bad_images {cfg.data.bad_images!r}: choose error or skip.")
+    bad: list[int] | None = [] if cfg.data.bad_images == "skip" else None
+    train_images = load_images([r.path for r in split.train], size, progress=progress, bad=bad)
     return TargetData(
         split=split,
         train=without_labels(split.train),
         truth=None if np.any(truth == UNLABELED) else truth,
-        train_images=np.asarray(load_images([r.path for r in split.train], size, progress=progress)),
+        train_images=np.asarray(train_images),
+        bad_train=np.array(sorted(bad or []), np.int64),
         query_images=load_images([r.path for r in split.query], size, progress=progress) if has_test else None,
         gallery_images=load_images([r.path for r in split.gallery], size, progress=progress) if has_test else None,
     )
