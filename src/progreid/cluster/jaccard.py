@@ -72,11 +72,16 @@ def _knn_ivf(x: np.ndarray, k: int, nprobe: int = KNN_NPROBE, seed: int = 1234) 
             np.concatenate([np.ones((n, 1), np.float32), sim_o], 1).astype(np.float32))
 
 
-def _reciprocal(rank: np.ndarray, k: int) -> list[np.ndarray]:
-    """For each i: the members of its first ``k`` neighbours that also list i in their first ``k``."""
+def _reciprocal(rank: np.ndarray, k: int, chunk: int = 1 << 15) -> list[np.ndarray]:
+    """For each i: the members of its first ``k`` neighbours that also list i in their first ``k``
+    (in row chunks: the (rows, k, k) comparison stays ~chunk x k^2, not N x k^2)."""
     fwd = rank[:, :k]
-    back = np.any(rank[fwd, :k] == np.arange(len(rank))[:, None, None], axis=2)  # (N, k)
-    return [fwd[i, back[i]] for i in range(len(rank))]
+    out: list[np.ndarray] = []
+    for s in range(0, len(rank), chunk):
+        f = fwd[s:s + chunk]
+        back = np.any(rank[f, :k] == np.arange(s, s + len(f))[:, None, None], axis=2)  # (rows, k)
+        out.extend(f[i, back[i]] for i in range(len(f)))
+    return out
 
 
 def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6) -> sp.csr_matrix:

@@ -11,9 +11,10 @@ the scalable variant, on their own when N x K is large (the choice is in the res
 - k-means++ seeding costs ~log(K) x N x K x D: above ``PLUSPLUS_BUDGET`` the initial centers are a
   seeded random sample of the points (faiss's default);
 - the exact assignment costs N x K x D per iteration: above ``EXACT_BUDGET`` each point is assigned
-  among the centers of its ``nprobe`` nearest cells of an inverted file over the centers (faiss
-  IndexIVFFlat with sqrt(K) cells, rebuilt every iteration), O(N x nprobe x sqrt(K) x D). Its price, the
-  inertia against exact Lloyd from the same initial centers, is measured in BENCHMARKS.md.
+  among the centers of its ``nprobe`` nearest cells, the cells being a k-means of the centers into
+  sqrt(K) groups, redone every iteration (an inverted file over the centers, in matrix products):
+  O(N x nprobe x sqrt(K) x D). Its price, the inertia against exact Lloyd from the same initial
+  centers, is measured in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tqdm import tqdm
 
 PLUSPLUS_BUDGET = 2e8   # N x K above which seeding is a random sample
 EXACT_BUDGET = 2e9      # N x K above which the assignment goes through an inverted file
-IVF_NPROBE = 16
+IVF_NPROBE = 8
 
 
 @dataclass
@@ -41,26 +42,41 @@ class KMeansResult:
     assign: str = "exact"
 
 
-def _ivf_assign(x: torch.Tensor, c: torch.Tensor, nprobe: int = IVF_NPROBE) -> tuple[torch.Tensor, torch.Tensor]:
-    """Approximate nearest center through faiss's inverted file over the centers (CPU)."""
-    import faiss
-
-    xs, cs = x.cpu().numpy(), np.ascontiguousarray(c.cpu().numpy())
-    cells = max(1, int(round(math.sqrt(len(cs)))))
-    quantizer = faiss.IndexFlatL2(cs.shape[1])
-    index = faiss.IndexIVFFlat(quantizer, cs.shape[1], cells, faiss.METRIC_L2)
-    index.cp.seed = 1234  # the cells' k-means: seeded, so a run is reproducible
-    index.cp.min_points_per_centroid = 1  # few centers per cell is the point here: no warning
-    index.train(cs)
-    index.add(cs)
-    index.nprobe = nprobe
-    d, i = index.search(xs, 1)
-    missing = i[:, 0] < 0  # a point whose probed cells are all empty: exact fallback
-    if missing.any():
-        sub = torch.as_tensor(xs[missing])
-        lab, mn = _sq_dists_min(sub, (sub * sub).sum(1), c.cpu(), _chunk_rows(len(cs)))
-        i[missing, 0], d[missing, 0] = lab.numpy(), mn.numpy()
-    return torch.as_tensor(i[:, 0]).to(x.device), torch.as_tensor(d[:, 0]).clamp_min_(0).to(x.device)
+def _ivf_assign(x: torch.Tensor, x_sq: torch.Tensor, c: torch.Tensor, seed: int,
+                nprobe: int = IVF_NPROBE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Approximate nearest center: the centers are grouped into sqrt(K) cells (k-means of the centers),
+    each point probes its ``nprobe`` nearest cells and takes the nearest center among theirs. Every
+    distance is a matrix product (BLAS / GPU), cell by cell, over the points that probe that cell."""
+    k = len(c)
+    cells = kmeans(c, max(1, int(round(math.sqrt(k)))), max_iter=10, seed=seed, init="random", assign="exact")
+    cell_centers = torch.as_tensor(cells.centers).to(x.device)
+    cell_of = torch.as_tensor(cells.labels).to(x.device)
+    nprobe = min(nprobe, len(cell_centers))
+    cc_sq = (cell_centers * cell_centers).sum(1)
+    probes = torch.cat([torch.addmm(cc_sq[None, :], x[s:s + 65536], cell_centers.T, alpha=-2.0).topk(
+        nprobe, dim=1, largest=False).indices for s in range(0, len(x), 65536)])
+    # inverted lists: for each cell, the points that probe it
+    flat = probes.reshape(-1)
+    order = torch.argsort(flat, stable=True)
+    point_of = order // nprobe
+    bounds = torch.searchsorted(flat[order], torch.arange(len(cell_centers) + 1, device=x.device)).tolist()
+    members = torch.argsort(cell_of, stable=True)
+    m_bounds = torch.searchsorted(cell_of[members], torch.arange(len(cell_centers) + 1, device=x.device)).tolist()
+    c_sq = (c * c).sum(1)
+    best = torch.full((len(x),), float("inf"), dtype=x.dtype, device=x.device)
+    label = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    for cell in range(len(cell_centers)):
+        pts = point_of[bounds[cell]:bounds[cell + 1]]
+        cents = members[m_bounds[cell]:m_bounds[cell + 1]]
+        if len(pts) == 0 or len(cents) == 0:
+            continue
+        for s in range(0, len(pts), 65536):
+            p = pts[s:s + 65536]
+            d, j = torch.addmm(c_sq[cents][None, :], x[p], c[cents].T, alpha=-2.0).min(1)
+            better = d < best[p]
+            best[p[better]] = d[better]
+            label[p[better]] = cents[j[better]]
+    return label, (best + x_sq).clamp_min_(0)
 
 
 def _sq_dists_min(x: torch.Tensor, x_sq: torch.Tensor, c: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,7 +159,7 @@ def kmeans(features: np.ndarray | torch.Tensor, k: int, max_iter: int = 300, tol
         centers = x[torch.randperm(n, generator=gen)[:k].to(x.device)].clone()
 
     def nearest(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _sq_dists_min(x, x_sq, c, chunk) if assign == "exact" else _ivf_assign(x, c)
+        return _sq_dists_min(x, x_sq, c, chunk) if assign == "exact" else _ivf_assign(x, x_sq, c, seed)
 
     shift_tol = tol * float(x.var(0).mean())
     labels, mins = nearest(centers)
