@@ -141,7 +141,10 @@ def market_features() -> np.ndarray | None:
 
 
 def bench_cluster(_args) -> None:
-    import faiss
+    try:
+        import faiss
+    except ImportError:
+        sys.exit("the clustering benchmark compares against faiss-cpu: pip install -e '.[bench]'")
     from sklearn.cluster import KMeans
     from sklearn.datasets import make_blobs
 
@@ -370,15 +373,22 @@ Machine: {machine()}. Command: `python benchmarks/bench.py curve runs/NAME ...` 
 
 def bench_scale(args) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
-    from scale import report
+    from scale import render, report
 
-    text, _ = report(sorted(args.sizes))
+    if args.from_log:  # redraw the section from the JSON rows a run logged
+        results = [json.loads(line) for line in Path(args.from_log).read_text().splitlines() if line.startswith("{")]
+        args.sizes = sorted({r["n"] for r in results if r["op"] == "kmeans"})
+        text = render(results)
+    else:
+        text, _ = report(sorted(args.sizes))
     sizes = " ".join(str(n) for n in args.sizes)
-    write_section("scale", f"""## 8. Scaling: k-means (K = N/16) and the 30-NN graph, 512-d synthetic features
+    write_section("scale", f"""## 9. Scaling: k-means (K = N/16) and the 30-NN graph, 512-d synthetic features
 Machine: {machine()}. Command: `python benchmarks/bench.py scale --sizes {sizes}`.
 One fresh process per row (peak RSS is that process's, the N x 512 features included: 2 GB at 1M).
 k-means stops after at most 20 iterations (or sklearn's convergence rule); automatic choices: k-means++
-seeding up to N x K = 2e8, exact assignment up to 2e9, exact k-NN up to 200k rows.
+seeding up to N x K = 2e8, exact assignment up to 2e9, exact k-NN up to 200k rows. Above them: an
+inverted file in matrix products (`src/progreid/cluster/ivf.py`): k-means cells of ~64 centers, 8
+probed; k-NN cells of ~256 rows, 32 probed.
 
 """ + text)
 
@@ -401,6 +411,7 @@ def main() -> None:
     sw.add_argument("--command", required=True, help="the sweep.py command that made the folder")
     sc = sub.add_parser("scale")
     sc.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    sc.add_argument("--from-log", help="redraw the section from a log of an earlier run's JSON rows")
     args = parser.parse_args()
     {"scale": bench_scale, "eval": bench_eval, "cluster": bench_cluster, "train": bench_train, "rounds": bench_rounds,
      "accuracy": bench_accuracy, "sweep": bench_sweep, "curve": bench_curve}[args.suite](args)

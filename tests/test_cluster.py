@@ -93,9 +93,57 @@ def test_the_scalable_kmeans_and_knn_stay_close_to_the_exact_ones():
     exact = kmeans(x, 60, seed=0, init="random", assign="exact")
     approx = kmeans(x, 60, seed=0, init="random", assign="ivf")
     assert (approx.init, approx.assign) == ("random", "ivf") and approx.inertia <= 1.01 * exact.inertia
+    # enough centers that each point probes only some cells (800 centers: 12 cells of ~64, 8 probed),
+    # on unit rows (inner-product probing) and on raw rows (L2 probing)
+    many = rng.standard_normal((800, 32)).astype(np.float32)
+    y = (many[rng.integers(0, 800, 12000)] + 0.2 * rng.standard_normal((12000, 32))).astype(np.float32)
+    for rows in (y, y / np.linalg.norm(y, axis=1, keepdims=True)):
+        e = kmeans(rows, 800, seed=0, init="random", assign="exact", max_iter=10)
+        a = kmeans(rows, 800, seed=0, init="random", assign="ivf", max_iter=10)
+        assert a.inertia <= 1.01 * e.inertia
     assert kmeans(x[:500], 20, seed=0).init == "k-means++"  # small data keeps k-means++ and exact assignment
     e_idx, _ = knn(x, 10, method="exact")
     a_idx, a_sim = knn(x, 10, method="ivf")
     assert (a_idx[:, 0] == np.arange(len(x))).all() and np.allclose(a_sim[:, 0], 1)
     recall = np.mean([len(np.intersect1d(a[1:], e[1:])) / 9 for a, e in zip(a_idx, e_idx)])
     assert recall >= 0.95
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_the_inverted_file_is_exact_when_every_cell_is_probed_and_misses_only_unprobed_cells(metric):
+    """Probing all cells must give the brute-force answer (scores and order); probing one cell must
+    give the best among that cell's points and nothing from elsewhere."""
+    import torch
+
+    from progreid.cluster.ivf import InvertedFile, nearest_cells, search
+
+    rng = np.random.default_rng(1)
+    pts = torch.as_tensor(rng.standard_normal((300, 8)).astype(np.float32))
+    qs = torch.as_tensor(rng.standard_normal((50, 8)).astype(np.float32))
+    if metric == "ip":
+        pts, qs = torch.nn.functional.normalize(pts, dim=1), torch.nn.functional.normalize(qs, dim=1)
+    cells = kmeans(pts.numpy(), 7, seed=0)
+    ivf = InvertedFile.build(torch.as_tensor(cells.centers), torch.as_tensor(cells.labels))
+    brute = qs @ pts.T if metric == "ip" else 2 * qs @ pts.T - (pts * pts).sum(1)
+    want_v, want_i = brute.topk(5, dim=1)
+    v, i = search(qs, pts, ivf, nearest_cells(qs, ivf.centers, 7, metric=metric), 5, metric=metric)
+    assert torch.equal(i, want_i) and torch.allclose(v, want_v, atol=1e-5)
+
+    one = nearest_cells(qs, ivf.centers, 1, metric=metric)
+    v1, i1 = search(qs, pts, ivf, one, 5, metric=metric)
+    for q in range(len(qs)):
+        inside = torch.as_tensor(np.flatnonzero(cells.labels == int(one[q, 0])))
+        best = brute[q, inside].topk(min(5, len(inside)))
+        assert torch.equal(i1[q, :len(inside)], inside[best.indices])
+        assert (i1[q, len(inside):] == -1).all()
+
+
+def test_kmeans_warm_start_takes_given_centers_and_checks_their_shape():
+    import torch
+
+    x, _ = blobs()
+    done = kmeans(x, 6, seed=3)
+    again = kmeans(x, 6, init=torch.as_tensor(done.centers))
+    assert again.init == "given" and again.n_iter == 1 and np.array_equal(again.labels, done.labels)
+    with pytest.raises(ValueError, match="initial centers"):
+        kmeans(x, 5, init=torch.as_tensor(done.centers))

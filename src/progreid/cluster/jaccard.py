@@ -19,49 +19,59 @@ import torch
 
 
 KNN_EXACT_LIMIT = 200_000  # rows above which ``knn(method="auto")`` searches an inverted file
-KNN_NPROBE = 32
+KNN_NPROBE = 32        # cells each row probes
+KNN_CELL_POINTS = 256
 
 
-def knn(features: np.ndarray, k: int, chunk: int = 4096, method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def knn(features: np.ndarray, k: int, chunk: int = 4096, method: str = "auto",
+        device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """(indices, cosine similarities) of each row's ``k`` nearest rows by cosine, itself first.
 
     ``exact``: in row chunks (memory O(chunk x N) for the similarity block, O(N x k) for the result),
-    O(N^2 x D) time. ``ivf``: faiss's inverted file (4 sqrt(N) cells, ``KNN_NPROBE`` probed),
-    O(N^1.5 x D); its recall against exact is measured in BENCHMARKS.md. ``auto``: exact up to
-    ``KNN_EXACT_LIMIT`` rows.
+    O(N^2 x D) time. ``ivf``: an inverted file (``ivf.py``; cells of ~``KNN_CELL_POINTS`` rows,
+    ``KNN_NPROBE`` probed), O(N x D x nprobe x cell size) plus the N^2 / cell size probe; its recall
+    against exact is measured in BENCHMARKS.md. ``auto``: exact up to
+    ``KNN_EXACT_LIMIT`` rows. The matrix products run on ``device`` (a GPU where the run has one).
     """
-    x = torch.nn.functional.normalize(torch.as_tensor(np.asarray(features, np.float32)), dim=1)
+    x = torch.nn.functional.normalize(torch.as_tensor(np.asarray(features, np.float32)).to(device), dim=1)
     n = len(x)
     k = min(k, n)
     if method == "ivf" or (method == "auto" and n > KNN_EXACT_LIMIT):
-        return _knn_ivf(x.numpy(), k)
+        return _knn_ivf(x, k)
     if method not in ("exact", "auto"):
         raise ValueError(f"knn method {method!r}: choose exact, ivf or auto")
     idx = np.empty((n, k), np.int64)
     sim = np.empty((n, k), np.float32)
     for s in range(0, n, chunk):
         block = x[s:s + chunk] @ x.T
-        rows = torch.arange(s, min(s + chunk, n))
+        rows = torch.arange(s, min(s + chunk, n), device=x.device)
         block[rows - s, rows] = 2.0  # itself first, even among exact duplicates
         v, i = block.topk(k, dim=1)
         v[:, 0] = 1.0
-        idx[s:s + chunk], sim[s:s + chunk] = i.numpy(), v.numpy()
+        idx[s:s + chunk], sim[s:s + chunk] = i.cpu().numpy(), v.cpu().numpy()
     return idx, sim
 
 
-def _knn_ivf(x: np.ndarray, k: int, nprobe: int = KNN_NPROBE, seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
-    import faiss
+def _knn_ivf(xt: torch.Tensor, k: int, nprobe: int = KNN_NPROBE, seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
+    """Inverted file over cells of ~``KNN_CELL_POINTS`` rows (a k-means of a sample of the rows),
+    each row probing its ``nprobe`` nearest cells (see ``ivf.py``)."""
+    from .ivf import InvertedFile, nearest_cells, search
+    from .kmeans import kmeans
 
-    n, d = x.shape
-    cells = max(1, min(int(round(4 * np.sqrt(n))), n // 39))  # faiss wants >= 39 training points per cell
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, cells, faiss.METRIC_INNER_PRODUCT)
-    index.cp.seed = seed
-    index.cp.min_points_per_centroid = 1
-    sample = np.random.default_rng(seed).choice(n, size=min(n, 64 * cells), replace=False)
-    index.train(x[np.sort(sample)])
-    index.add(x)
-    index.nprobe = nprobe
-    sim, idx = index.search(x, k + 1)
+    n = len(xt)
+    n_cells = max(1, n // KNN_CELL_POINTS)
+    gen = torch.Generator().manual_seed(seed)
+    sample = xt[torch.sort(torch.randperm(n, generator=gen)[:min(n, 32 * n_cells)]).values.to(xt.device)]
+    cell_centers = torch.as_tensor(kmeans(sample, n_cells, max_iter=10, seed=seed, init="random",
+                                          assign="exact", device=xt.device).centers).to(xt.device)
+    probes = nearest_cells(xt, cell_centers, nprobe, metric="ip")
+    ivf = InvertedFile.build(cell_centers, probes[:, 0].contiguous())  # its own cell is its nearest
+    sim, idx = search(xt, xt, ivf, probes, k + 1, metric="ip")
+    sim, idx = sim.cpu().numpy(), idx.cpu().numpy()
+    short = (idx < 0).any(1)
+    if short.any():  # too few candidates in the probed cells (tiny data): those rows exactly
+        e_idx, e_sim = _knn_exact_rows(xt, np.flatnonzero(short), k + 1)
+        idx[short], sim[short] = e_idx, e_sim
     # itself first (it is found, at similarity 1, unless an exact duplicate outranks it), then the rest
     rows = np.arange(n)[:, None]
     others = idx != rows
@@ -70,6 +80,11 @@ def _knn_ivf(x: np.ndarray, k: int, nprobe: int = KNN_NPROBE, seed: int = 1234) 
     sim_o = np.take_along_axis(sim, order, 1)[:, :k - 1]
     return (np.concatenate([rows, idx_o], 1).astype(np.int64),
             np.concatenate([np.ones((n, 1), np.float32), sim_o], 1).astype(np.float32))
+
+
+def _knn_exact_rows(x: torch.Tensor, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    v, i = (x[torch.as_tensor(rows, device=x.device)] @ x.T).topk(min(k, len(x)), dim=1)
+    return i.cpu().numpy(), v.cpu().numpy()
 
 
 def _reciprocal(rank: np.ndarray, k: int, chunk: int = 1 << 15) -> list[np.ndarray]:
@@ -84,7 +99,8 @@ def _reciprocal(rank: np.ndarray, k: int, chunk: int = 1 << 15) -> list[np.ndarr
     return out
 
 
-def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6) -> sp.csr_matrix:
+def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6,
+                     device: str | torch.device = "cpu") -> sp.csr_matrix:
     """Sparse (N, N) k-reciprocal Jaccard distances of L2-normalised ``features``.
 
     Stored entries are the pairs with overlapping neighbourhoods (the diagonal included, 0);
@@ -92,11 +108,21 @@ def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6) -> sp.csr_
     """
     x = np.asarray(features, np.float32)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    n = len(x)
-    rank, _ = knn(x, k1)
+    rank, _ = knn(x, k1, device=device)
+    V = expanded_neighbourhoods(rank, k1, k2, lambda i, members: 2 - 2 * (x[members] @ x[i]))  # |x_i - x_j|^2
+    return _min_overlap_distance(V)
+
+
+def expanded_neighbourhoods(rank: np.ndarray, k1: int, k2: int, dist_to) -> sp.csr_matrix:
+    """The V matrix of k-reciprocal encoding (Zhong et al. 2017), sparse: row i weights
+    ``exp(-dist_to(i, members))`` over i's k-reciprocal set expanded by its members' half-size sets,
+    normalised to sum 1, then averaged over i's ``k2`` nearest rows (local query expansion).
+    ``rank``: each row's nearest rows, itself first; all its columns are the forward lists (Cluster
+    Contrast searches ``k1`` of them, Zhong et al.'s re-ranking ``k1 + 1``), the expansion uses
+    the first ``round(k1 / 2) + 1`` (both references)."""
+    n = len(rank)
     near = _reciprocal(rank, rank.shape[1])
     near_half = _reciprocal(rank, min(int(np.around(k1 / 2)) + 1, rank.shape[1]))
-
     rows, cols, vals = [], [], []
     for i in range(n):
         recip = near[i]
@@ -106,7 +132,7 @@ def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6) -> sp.csr_
             if len(np.intersect1d(c, recip, assume_unique=True)) > 2 / 3 * len(c):
                 expansion.append(c)
         members = np.unique(np.concatenate(expansion))
-        w = np.exp(-(2 - 2 * (x[members] @ x[i])))
+        w = np.exp(-dist_to(i, members))
         rows.append(np.full(len(members), i))
         cols.append(members)
         vals.append(w / w.sum())
@@ -116,25 +142,27 @@ def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6) -> sp.csr_
         A = sp.csr_matrix((np.full(n * kk, 1.0 / kk), (np.repeat(np.arange(n), kk), rank[:, :kk].ravel())),
                           shape=(n, n))
         V = (A @ V).tocsr()
-    return _min_overlap_distance(V.astype(np.float32))
+    return V.astype(np.float32)
 
 
-def _min_overlap_distance(V: sp.csr_matrix, chunk_entries: int = 1 << 22) -> sp.csr_matrix:
+def _min_overlap_distance(V: sp.csr_matrix, chunk_entries: int = 1 << 22, rows: int | None = None) -> sp.csr_matrix:
     """``1 - m/(2 - m)``, ``m_ij = sum_l min(V_il, V_jl)``, for every pair sharing a column of V.
 
     Rows of V are expanded in chunks: each stored (i, l) meets every stored (j, l) of column l
     (the inverted index), and the minima are summed per (i, j) by the sparse constructor.
+    ``rows``: only the first ``rows`` rows (re-ranking needs the queries' rows alone).
     """
     n = V.shape[0]
+    n_rows = n if rows is None else rows
     Vc = V.tocsc()
     col_len = np.diff(Vc.indptr)
     pairs_per_row = np.zeros(n, np.int64)  # how many (i, j) contributions each row expands to
     np.add.at(pairs_per_row, np.repeat(np.arange(n), np.diff(V.indptr)), col_len[V.indices])
     out = []
     start = 0
-    while start < n:  # rows [start, stop) whose expansion fits in about chunk_entries pairs
-        csum = np.cumsum(pairs_per_row[start:])
-        stop = min(n, start + max(1, int(np.searchsorted(csum, chunk_entries, side="right"))))
+    while start < n_rows:  # rows [start, stop) whose expansion fits in about chunk_entries pairs
+        csum = np.cumsum(pairs_per_row[start:n_rows])
+        stop = min(n_rows, start + max(1, int(np.searchsorted(csum, chunk_entries, side="right"))))
         lo, hi = V.indptr[start], V.indptr[stop]
         i_of = np.repeat(np.arange(start, stop), np.diff(V.indptr[start:stop + 1]))
         l_of, v_of = V.indices[lo:hi], V.data[lo:hi]

@@ -13,8 +13,8 @@ from progreid.data.images import load_images
 from progreid.data.layouts import require_parts
 from progreid.data.records import Record, Split
 from progreid.engine.extract import extract_features
-from progreid.evaluation.metrics import RankingMetrics, evaluate_features, evaluate_ranking
-from progreid.evaluation.rerank import re_ranking
+from progreid.evaluation.metrics import RankingMetrics, evaluate_distance_rows, evaluate_features, evaluate_ranking
+from progreid.evaluation.rerank import DENSE_LIMIT, re_ranked_rows, re_ranking
 
 
 @dataclass
@@ -60,6 +60,11 @@ def evaluate_split(model: nn.Module, split: Split, opts: EvalOptions = EvalOptio
 def evaluate_arrays(qf: np.ndarray, gf: np.ndarray, split: Split, opts: EvalOptions = EvalOptions()) -> RankingMetrics:
     q_pids, q_cams = records_arrays(split.query)
     g_pids, g_cams = records_arrays(split.gallery)
+    if opts.rerank and len(qf) + len(gf) > DENSE_LIMIT:  # no (Q+G)^2 matrix
+        if opts.metric != "cosine":
+            raise ValueError(f"re-ranking {len(qf) + len(gf)} images (over {DENSE_LIMIT}) needs --metric cosine: "
+                             "the sparse re-ranking that large galleries need is implemented for cosine only")
+        return evaluate_distance_rows(re_ranked_rows(qf, gf), len(qf), len(gf), q_pids, g_pids, q_cams, g_cams)
     if opts.rerank:
         return evaluate_ranking(re_ranking(qf, gf, metric=opts.metric), q_pids, g_pids, q_cams, g_cams)
     return evaluate_features(qf, gf, q_pids, g_pids, q_cams, g_cams, metric=opts.metric)

@@ -15,6 +15,7 @@ match's distance ranks ahead of it (the reference implementation uses the same r
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -127,6 +128,13 @@ def evaluate_features(qf, gf, q_pids, g_pids, q_cams, g_cams, metric: str = "cos
     qf_t, gf_t = torch.as_tensor(np.asarray(qf, np.float32)), torch.as_tensor(np.asarray(gf, np.float32))
     return _evaluate(lambda s, e: pairwise_distance(qf_t[s:e], gf_t, metric), len(qf_t), len(gf_t),
                      q_pids, g_pids, q_cams, g_cams, max_rank, chunk_size)
+
+
+def evaluate_distance_rows(dist_rows: Callable[[int, int], torch.Tensor], n_q: int, n_g: int, q_pids, g_pids,
+                           q_cams, g_cams, max_rank: int = 50, chunk_size: int = 0) -> RankingMetrics:
+    """Metrics from a function giving the (e - s, G) distances of query rows [s, e) (a distance too
+    large to hold at once, e.g. re-ranked ones)."""
+    return _evaluate(dist_rows, n_q, n_g, q_pids, g_pids, q_cams, g_cams, max_rank, chunk_size)
 
 
 def _evaluate(dist_rows, n_q: int, n_g: int, q_pids, g_pids, q_cams, g_cams, max_rank: int,

@@ -1,15 +1,24 @@
 """k-reciprocal re-ranking (Zhong et al., CVPR 2017), the field's standard post-processing.
 
-Follows the authors' reference code, with ``topk`` in place of full argsorts. It needs the
-(Q+G)^2 distance matrix, so it is meant for benchmark-size galleries (tens of thousands), not 100k.
+Follows the authors' reference code (``re_ranking``, with ``topk`` in place of full argsorts), which
+holds the (Q+G)^2 distance matrix: fine for benchmark galleries, 80 GB at 100k images.
+``re_ranked_rows`` computes the same distances for any gallery size: the k1-NN lists come from
+``cluster.jaccard.knn`` (exact, or an inverted file past its limit), the encoding V and the
+Jaccard overlaps are sparse (``cluster.jaccard``), and each chunk of query rows is assembled
+on demand: memory O((Q+G) x k1 x k2 + chunk x G). Equal to the dense code (tested).
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
+from progreid.cluster.jaccard import _min_overlap_distance, expanded_neighbourhoods, knn
 from progreid.evaluation.distance import pairwise_distance
+
+DENSE_LIMIT = 20_000  # Q + G above which evaluation re-ranks through ``re_ranked_rows``
 
 
 def re_ranking(qf: np.ndarray, gf: np.ndarray, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
@@ -48,3 +57,28 @@ def re_ranking(qf: np.ndarray, gf: np.ndarray, k1: int = 20, k2: int = 6, lambda
         jaccard[i] = 1 - temp_min / (2 - temp_min)
     final = jaccard * (1 - lambda_value) + dist[:n_q] * lambda_value
     return final[:, n_q:]
+
+
+def re_ranked_rows(qf: np.ndarray, gf: np.ndarray, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
+                   chunk: int = 4096) -> Callable[[int, int], torch.Tensor]:
+    """Re-ranked cosine distances of query rows ``[s, e)`` against the gallery, without an N x N matrix.
+
+    Each row's distances are divided by that row's largest one (over queries and gallery, as the
+    reference does), computed in row chunks; pairs whose expanded neighbourhoods do not overlap have
+    Jaccard distance 1, so only overlapping pairs are stored."""
+    x = torch.nn.functional.normalize(torch.cat([torch.as_tensor(np.asarray(qf, np.float32)),
+                                                 torch.as_tensor(np.asarray(gf, np.float32))]), dim=1)
+    n_q, n = len(qf), len(x)
+    row_max = torch.cat([(1 - (x[s:s + chunk] @ x.T).min(1).values).clamp_min(1e-12) for s in range(0, n, chunk)])
+    rank, _ = knn(x.numpy(), min(k1 + 1, n))
+    xn, rmax = x.numpy(), row_max.numpy()
+    V = expanded_neighbourhoods(rank, k1, k2, lambda i, members: (1 - xn[members] @ xn[i]) / rmax[i])
+    closeness = _min_overlap_distance(V, rows=n_q)[:, n_q:].tocsr()
+    closeness.data = 1 - closeness.data  # 1 - Jaccard distance: 0 where not stored
+
+    def rows(s: int, e: int) -> torch.Tensor:
+        original = (1 - x[s:e] @ x[n_q:].T) / row_max[s:e, None]
+        jaccard = 1 - torch.as_tensor(closeness[s:e].toarray())
+        return jaccard * (1 - lambda_value) + original * lambda_value
+
+    return rows

@@ -65,7 +65,7 @@ def chosen_k(ctx: RunContext, state: RunState, features: np.ndarray) -> tuple[in
     if c.k != "auto":
         return num_clusters(c.k, len(features)), {}
     if "num_clusters" not in state.arrays:
-        dist = jaccard_distance(features, c.k1, c.k2)
+        dist = jaccard_distance(features, c.k1, c.k2, ctx.device)
         eps, counts = auto_eps(dist, c.min_samples)
         state.arrays["num_clusters"] = np.array([max(2, min(counts[eps], len(features)))], np.int64)
     return int(state.arrays["num_clusters"][0]), {"k_auto": int(state.arrays["num_clusters"][0])}
@@ -112,7 +112,8 @@ def density_labels(ctx: RunContext, state: RunState, features: np.ndarray, seed:
     """Cluster contrast: DBSCAN on the k-reciprocal Jaccard distance (``cluster.k1``, ``k2``, ``eps``,
     ``min_samples``); samples in no dense region get label -1 and sit the round out. No K to guess;
     ``eps: auto`` is chosen from the data every round (``cluster.density.auto_eps``) and logged."""
-    return _cluster_density(ctx, features, jaccard_distance(features, ctx.cfg.cluster.k1, ctx.cfg.cluster.k2), {})
+    c = ctx.cfg.cluster
+    return _cluster_density(ctx, features, jaccard_distance(features, c.k1, c.k2, ctx.device), {})
 
 
 def _cluster_density(ctx: RunContext, features: np.ndarray, dist: sp.csr_matrix, info: dict[str, Any]) -> PseudoLabels:
@@ -145,7 +146,7 @@ def temporal_density_labels(ctx: RunContext, state: RunState, features: np.ndarr
     c, records = ctx.cfg.cluster, ctx.pool_records
     window = ctx.frame_windows(features)
     i, j = must_links(features, records, window, c.link_k)
-    dist = with_links(jaccard_distance(features, c.k1, c.k2), i, j)
+    dist = with_links(jaccard_distance(features, c.k1, c.k2, ctx.device), i, j)
     return _cluster_density(ctx, features, dist, {"frame_window": {str(k): v for k, v in window.items()},
                                                   "must_links": int(len(i))})
 
