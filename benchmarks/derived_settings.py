@@ -6,7 +6,8 @@ the precision of temporal must-links.
     python benchmarks/derived_settings.py runs/feats_market [runs/feats_cuhk03 ...] [--subset manifest.csv]
 
 ``--subset``: keep only the training crops a manifest lists (e.g. the 4-crops-per-person copy written
-by derived_datasets.py). Prints markdown tables.
+by derived_datasets.py). ``--k-grid``: the K estimate for other neighbourhood sizes (k1) and DBSCAN
+min_samples, to see whether any one setting holds across crops-per-person. Prints markdown tables.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folders", nargs="+", type=Path)
     p.add_argument("--subset", type=Path)
+    p.add_argument("--k-grid", action="store_true", help="K estimate for k1 in 10 20 30 x min_samples in 2 3 4")
     args = p.parse_args()
     for folder in args.folders:
         x, records, pids = load(folder, args.subset)
@@ -66,6 +68,13 @@ def main() -> None:
         ids = len(set(pids))
         print(f"\nK estimate (cluster.k auto): {counts[eps]} for {ids} people ({100 * (counts[eps] - ids) / ids:+.0f}%); "
               f"N/16 = {round(len(x) / 16)}")
+        if args.k_grid:
+            print("\n| k1 \\ min_samples | 2 | 3 | 4 |\n|---|---|---|---|")
+            for k1 in (10, 20, 30):
+                d = jaccard_distance(x, k1, 6)
+                cells = [auto_eps(d, ms)[1] for ms in (2, 3, 4)]
+                print(f"| {k1} | " + " | ".join(f"{max(c.values())} ({100 * (max(c.values()) - ids) / ids:+.0f}%)"
+                                                for c in cells) + " |")
         if all(r.frame is not None for r in records):
             window = calibrate_frame_window(x, records)
             i, j = must_links(x, records, window, 10)

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -180,12 +181,14 @@ def test_killed_cc_run_resumes_to_the_same_result(network, cc_full, tmp_path):
     assert stable(resumed) == stable(cc_full)
 
 
-def test_tcc_must_links_tracks_with_a_calibrated_window(network, tmp_path):
+def test_tcc_must_links_tracks_with_a_calibrated_window_and_trains_camera_aware_proxies(network, tmp_path):
     paths, weights = network
-    rows = adapt(contrast_cfg("tcc", paths, weights), tmp_path / "run", progress=False, log=lambda s: None)
+    rows = adapt(contrast_cfg("tcc", paths, weights, "train.memory=camera"), tmp_path / "run", progress=False,
+                 log=lambda s: None)
     for r in rows[1:]:
         assert r["must_links"] > 0 and set(r["frame_window"]) == {"1", "2", "3", "4"}
         assert all(w > 0 for w in r["frame_window"].values())
+        assert r["train_loss"] > 0 and np.isfinite(r["mAP"])
 
 
 def test_tcc_without_frames_fails_like_tcul_and_cc_runs_there(network, tmp_path):

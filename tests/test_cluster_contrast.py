@@ -129,3 +129,44 @@ def test_centroids_are_normalised_means_of_normalised_features():
     c = centroids(f, np.array([0, 0, 1]))
     np.testing.assert_allclose(c[0], [np.sqrt(0.5), np.sqrt(0.5)], atol=1e-6)
     np.testing.assert_allclose(c[1], [np.sqrt(0.5), np.sqrt(0.5)], atol=1e-6)
+
+
+def test_camera_aware_memory_follows_caps_loss_written_out_per_camera_and_sample():
+    """Proxies per (cluster, camera) from centroids; the loss against CAP's released form, looped literally:
+    per camera, InfoNCE over that camera's proxies + 0.5 x (all proxies of the cluster as positives, the
+    hardest other proxies as negatives), each camera's mean, summed."""
+    from progreid.memory import CameraAwareMemory
+
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((40, 8)).astype(np.float32)
+    classes = rng.integers(0, 5, 40)
+    cams = rng.integers(0, 3, 40)
+    mem = CameraAwareMemory(feats, classes, cams, temperature=0.1, hard_negatives=4)
+    pairs = sorted({(int(c), int(m)) for c, m in zip(classes, cams)})
+    assert len(mem.entries) == len(pairs)
+    assert [pairs[p] for p in mem.sample_proxy] == list(zip(classes.tolist(), cams.tolist()))
+    np.testing.assert_allclose(mem.entries[mem.sample_proxy[0]].numpy(),
+                               centroids(feats, mem.sample_proxy)[mem.sample_proxy[0]], atol=1e-6)
+
+    batch = rng.choice(40, 12, replace=False)
+    f = torch.as_tensor(rng.standard_normal((12, 8)).astype(np.float32))
+    targets = torch.as_tensor(mem.sample_proxy[batch])
+    got = mem.loss(f, targets)
+    sims = torch.nn.functional.normalize(f, dim=1) @ mem.entries.T / 0.1
+    pc = np.array([p[0] for p in pairs])
+    pm = np.array([p[1] for p in pairs])
+    want = 0.0
+    for cam in np.unique(cams[batch]):
+        rows = np.flatnonzero(cams[batch] == cam)
+        total = 0.0
+        for r in rows:
+            own = int(targets[r])
+            mine = np.flatnonzero(pm == cam)
+            total += -torch.log_softmax(sims[r, mine], 0)[list(mine).index(own)]
+            pos = np.flatnonzero(pc == pc[own])
+            neg = np.flatnonzero(pc != pc[own])
+            hard = neg[np.argsort(-sims[r, neg].numpy())[:4]]
+            logp = torch.log_softmax(sims[r, np.r_[pos, hard]], 0)[:len(pos)]
+            total += 0.5 * -logp.mean()
+        want += total / len(rows)
+    assert torch.allclose(got, torch.as_tensor(want, dtype=got.dtype), atol=1e-4)

@@ -93,3 +93,17 @@ def test_report_renders_in_headless_chromium(run_folder, tmp_path):
 
     pixels = np.asarray(Image.open(BytesIO(shot)).convert("L"))
     assert pixels.std() > 10  # not a blank page
+
+
+def test_the_round_summary_line_shows_the_data_derived_choices():
+    """K auto, eps and the calibrated frame windows (their range over cameras) are where people look."""
+    from progreid.engine.hooks import summary_line
+
+    row = {"round": 2, "k": 402, "k_auto": 402, "reliable": 10, "num_train": 40, "reliable_fraction": 0.25,
+           "frame_window": {"1": 200, "2": 100, "3": 300}, "seconds": {"train": 3.0}}
+    line = summary_line(row, 8)
+    assert "K 402 (auto)" in line and "frame window 100-300" in line and "reliable 10/40 (25.0%)" in line
+    row.update(frame_window={"1": 150}, eps=0.31)
+    del row["k_auto"]
+    line = summary_line(row, 8)
+    assert "K 402  eps 0.31  frame window 150  reliable" in line

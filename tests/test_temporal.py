@@ -78,3 +78,21 @@ def test_one_tracks_crops_are_linked_whatever_their_frame_gap():
     pairs = set(zip(i.tolist(), j.tolist()))
     # every crop reaches its track's first crop, and no link crosses tracks
     assert pairs == {(4 * p, 4 * p + c) for p in range(3) for c in range(1, 4)}
+
+
+def test_on_frames_x5_a_calibrated_window_keeps_every_decision_and_a_fixed_one_does_not():
+    """TCUL's selection on the same crops with frame numbers x5 (the x5 copy of issue 12): identical with
+    `auto`; with a fixed window, x5 frames make the decisions a 5x smaller window makes."""
+    from progreid.select import select_temporal
+
+    feats, recs = tracks({1: 10, 2: 40}, people=4, crops=6)
+    fast = [replace(r, frame=r.frame * 5) for r in recs]
+    labels = np.array([int(r.path.split("_p")[1][0]) for r in recs])
+    centers = np.stack([feats[labels == k].mean(0) for k in range(4)])
+    auto = select_temporal(feats, labels, centers, recs, calibrate_frame_window(feats, recs)).reliable
+    auto_fast = select_temporal(feats, labels, centers, fast, calibrate_frame_window(feats, fast)).reliable
+    assert np.array_equal(auto, auto_fast) and auto.mean() > 0.8
+    fixed = select_temporal(feats, labels, centers, recs, 100).reliable
+    fixed_fast = select_temporal(feats, labels, centers, fast, 100).reliable
+    assert np.array_equal(fixed_fast, select_temporal(feats, labels, centers, recs, 20).reliable)
+    assert fixed_fast.sum() < fixed.sum()

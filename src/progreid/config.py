@@ -96,6 +96,7 @@ class TrainConfig:
     margin: float = 0.5
     temperature: float = 0.05   # InfoNCE temperature (loss contrast)
     memory_momentum: float = 0.1  # cluster memory: m <- mu m + (1 - mu) f, then normalised
+    memory: str = "cluster"     # cluster: one entry per cluster | camera: one per (cluster, camera), CAP's loss
     scheduler: str = "none"     # none | step | cosine
     step_size: int = 10         # epochs per x0.1 step (scheduler=step)
     warmup_epochs: int = 0

@@ -53,3 +53,42 @@ def centroids(features: np.ndarray, classes: np.ndarray) -> np.ndarray:
     sums = np.zeros((int(classes.max()) + 1, x.shape[1]), np.float64)
     np.add.at(sums, classes, x)
     return (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+class CameraAwareMemory(ClusterMemory):
+    """One entry per (cluster, camera): camera-aware proxies (CAP, Wang et al. AAAI 2021; its released
+    ``CAPMemory``). A cluster's crops from one camera look alike (viewpoint, light, background), so a
+    single entry per cluster is pulled towards its dominant camera; proxies let each camera keep its own.
+
+    Loss, following the released code: per camera in the batch, InfoNCE against that camera's proxies
+    (intra-camera; the per-camera means are summed), plus ``inter_weight`` x an association loss against
+    all proxies: every proxy of the sample's cluster is a positive (soft target 1/|P|), contrasted with
+    the ``hard_negatives`` most similar proxies of other clusters. Differences: the association loss
+    runs from the first step (the reference waits 5 epochs; a progreid round is one clustering), and
+    the momentum is ``train.memory_momentum``. Targets are proxy ids (``proxies_of``)."""
+
+    def __init__(self, features: np.ndarray, classes: np.ndarray, cameras: np.ndarray, temperature: float = 0.05,
+                 momentum: float = 0.1, inter_weight: float = 0.5, hard_negatives: int = 50,
+                 device: torch.device | str = "cpu"):
+        classes, cameras = np.asarray(classes, np.int64), np.asarray(cameras, np.int64)
+        pairs, proxy = np.unique(np.stack([classes, cameras], 1), axis=0, return_inverse=True)
+        self.sample_proxy = proxy.reshape(-1)
+        super().__init__(centroids(features, self.sample_proxy), temperature, momentum, device)
+        self.proxy_class = torch.as_tensor(pairs[:, 0], device=device)
+        self.proxy_camera = torch.as_tensor(pairs[:, 1], device=device)
+        self.inter_weight, self.hard_negatives = inter_weight, hard_negatives
+
+    def loss(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        sims = F.normalize(features, dim=1) @ self.entries.T / self.temperature
+        cls, cam = self.proxy_class[targets], self.proxy_camera[targets]
+        same_cam = self.proxy_camera[None, :] == cam[:, None]
+        intra = F.cross_entropy(sims.masked_fill(~same_cam, float("-inf")), targets, reduction="none")
+        positive = self.proxy_class[None, :] == cls[:, None]
+        k = min(self.hard_negatives, int((~positive).sum(1).min()))
+        hard = sims.masked_fill(positive, float("-inf")).topk(k, dim=1).values if k > 0 else sims[:, :0]
+        log_norm = torch.logsumexp(torch.cat([sims.masked_fill(~positive, float("-inf")), hard], 1), dim=1)
+        inter = log_norm - torch.where(positive, sims, torch.zeros_like(sims)).sum(1) / positive.sum(1)
+        per_sample = intra + self.inter_weight * inter
+        batch_cams, cam_of = torch.unique(cam, return_inverse=True)  # per camera a mean, summed (as CAP)
+        sums = torch.zeros(len(batch_cams), device=sims.device, dtype=sims.dtype).index_add_(0, cam_of, per_sample)
+        return (sums / torch.bincount(cam_of, minlength=len(batch_cams))).sum()

@@ -117,12 +117,13 @@ def _batches(cfg: TrainConfig, labels: np.ndarray, rng: np.random.Generator) -> 
 def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.ndarray, cfg: TrainConfig,
         device: torch.device, seed: int, progress: bool = True, desc: str = "train",
         features: np.ndarray | None = None, memory: ClusterMemory | None = None,
-        epoch_offset: int = 0) -> FitStats:
+        epoch_offset: int = 0, memory_targets: np.ndarray | None = None) -> FitStats:
     """Train ``model`` in place on ``images[indices]`` with class ``labels`` (0..C-1) for ``cfg.epochs``.
 
     ``features``: the model's current features of ``images[indices]``, used to warm up a fresh
     classifier when ``cfg.classifier_warmup`` > 0. ``memory``: the cluster memory of
-    ``train.loss: contrast`` (updated in place). ``epoch_offset``: epochs already trained in earlier
+    ``train.loss: contrast`` (updated in place); ``memory_targets``: each sample's entry in it where that
+    is not its class (camera-aware proxies). ``epoch_offset``: epochs already trained in earlier
     calls, so that a learning-rate schedule runs across rounds of one epoch each.
     """
     if cfg.loss not in LOSSES:
@@ -148,6 +149,7 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
     optimizer = make_optimizer(cfg, model, classifier)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     labels_t = torch.as_tensor(labels)
+    memory_t = labels_t if memory_targets is None else torch.as_tensor(np.asarray(memory_targets, np.int64))
     stats = FitStats()
     start = time.perf_counter()
 
@@ -174,12 +176,13 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
                 if "triplet" in cfg.loss:
                     loss = loss + batch_hard_triplet(feats.float(), y, cfg.margin)
                 if memory is not None:
-                    loss = loss + memory.loss(feats.float(), y)
+                    y_mem = memory_t[pos].to(device)
+                    loss = loss + memory.loss(feats.float(), y_mem)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if memory is not None:  # every rank moves the entries by the whole global batch, in its order
-                memory.update(*distributed.gather_batch(feats.detach(), y, distributed.part_sizes(len(batch))))
+                memory.update(*distributed.gather_batch(feats.detach(), y_mem, distributed.part_sizes(len(batch))))
             losses.append(loss.detach())  # no host sync per step (it would stall a GPU)
             stats.images += len(batch)
             if progress and b % 10 == 0:

@@ -102,7 +102,10 @@ def summary_line(row: dict[str, Any], max_rounds: int) -> str:
     parts = [f"round {row['round']}/{max_rounds}"]
     if row["round"] > 0:
         eps = f"  eps {row['eps']}" if "eps" in row else ""
-        parts.append(f"K {row['k']}{eps}  reliable {row['reliable']}/{row['num_train']} "
+        auto = " (auto)" if "k_auto" in row else ""
+        windows = sorted(set(row.get("frame_window", {}).values()))
+        window = f"  frame window {'-'.join(str(w) for w in windows[::max(1, len(windows) - 1)])}" if windows else ""
+        parts.append(f"K {row['k']}{auto}{eps}{window}  reliable {row['reliable']}/{row['num_train']} "
                      f"({100 * row['reliable_fraction']:.1f}%)")
     if "mAP" in row:
         parts.append(f"R1 {row['rank1']:.1f}  mAP {row['mAP']:.1f}")

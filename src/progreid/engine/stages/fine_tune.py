@@ -16,7 +16,7 @@ from progreid.engine.context import RunContext
 from progreid.engine.fit import FitStats, fit
 from progreid.engine.state import RunState
 from progreid.errors import ProgReIDError
-from progreid.memory import ClusterMemory, centroids
+from progreid.memory import CameraAwareMemory, ClusterMemory, centroids
 from progreid.registry import Registry
 
 FineTuner = Callable[[RunContext, RunState, np.ndarray, np.ndarray, int], FitStats]
@@ -55,6 +55,8 @@ def continue_training(ctx: RunContext, state: RunState, indices: np.ndarray, cla
 
 
 def _needs_contrast_loss(ctx: RunContext) -> None:
+    if ctx.cfg.train.memory not in ("cluster", "camera"):
+        raise ProgReIDError(f"train.memory {ctx.cfg.train.memory!r}: choose cluster or camera.")
     if ctx.cfg.train.loss != "contrast":
         raise ProgReIDError(f"stages.fine_tune cluster_memory trains with train.loss contrast, not "
                             f"{ctx.cfg.train.loss!r}. Fix: --set train.loss=contrast.")
@@ -71,7 +73,15 @@ def contrast_with_memory(ctx: RunContext, state: RunState, indices: np.ndarray, 
     all epochs): Adam's moment estimates start afresh every round, as for every progreid method,
     so that a round's inputs are exactly what the run folder saves and ``--resume`` is exact."""
     t = ctx.cfg.train
-    memory = ClusterMemory(centroids(state.features[indices], classes), t.temperature, t.memory_momentum,
-                           ctx.device)
+    targets = None
+    if t.memory == "camera":
+        cameras = np.array([ctx.target.train[i].camid for i in indices])
+        memory = CameraAwareMemory(state.features[indices], classes, cameras, t.temperature, t.memory_momentum,
+                                   device=ctx.device)
+        targets = memory.sample_proxy
+    else:
+        memory = ClusterMemory(centroids(state.features[indices], classes), t.temperature, t.memory_momentum,
+                               ctx.device)
     return fit(state.model, ctx.target.train_images, indices, classes, t, ctx.device, seed, ctx.progress,
-               desc=f"round {state.last_round + 1}", memory=memory, epoch_offset=state.last_round * t.epochs)
+               desc=f"round {state.last_round + 1}", memory=memory, epoch_offset=state.last_round * t.epochs,
+               memory_targets=targets)
