@@ -73,7 +73,7 @@ class ClusterConfig:
 class SelectConfig:
     lam: float = 0.85           # cosine threshold of similarity selection ...
     reference: str = "center_sample"  # ... to: center_sample (PUL) | any_center_sample (PUL's code) | center (SUL)
-    frame_window: str = "100"   # lambda_fr of temporal selection (frames), or auto: calibrated per camera
+    frame_window: str = "auto"  # lambda_fr of temporal selection (frames), or auto: calibrated per camera
 
 
 @dataclass
