@@ -5,7 +5,7 @@ probes its ``nprobe`` nearest cells and keeps the best ``k`` points among theirs
 by cell: every query that probes a cell is scored against that cell's points in one matrix product
 (BLAS on CPU, the GPU), and a running top-k per query is merged. faiss's IVFFlat scans the same
 candidates one query at a time; batching them per cell runs at matrix-product speed (200k crops,
-30-NN, same cells and probes: 34 s here against faiss-cpu's 203 s; README "Dependencies").
+30-NN, same cells and probes: 34 s here against faiss-cpu's 203 s, a one-off comparison; README "Dependencies").
 
 Cost per query: C cell centers (the probe) + ``nprobe x cell size`` points, times D. With cells of a
 fixed size, C = N_points / cell size, so the total is N_q x nprobe x cell size x D (linear in N) plus
