@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from progreid.data.images import load_images
-from progreid.data.transforms import AugmentConfig, augment, preprocess
+from progreid.data.transforms import AugmentConfig, augment, preprocess, rotate_and_shift
 from progreid.errors import DatasetError
 
 from conftest import write_image
@@ -58,6 +58,32 @@ def test_augment_is_seeded_and_does_what_it_says():
     erased = augment(imgs, AugmentConfig(flip=0, pad=0, erase=1), torch.Generator().manual_seed(1))
     zeros = (erased == 0).all(1).flatten(1).sum(1)  # erased pixels are 0 in every channel
     assert (zeros >= 0.02 * 32 * 16 * 0.5).all()
+
+
+def test_rotate_and_shift_moves_a_point_as_a_pixel_space_rotation_and_shift():
+    """PUL's augmentation: a bright point lands where rotating the *pixels* by the drawn angle
+    (no shear on a 2:1 crop) and shifting by the drawn fraction of the size puts it."""
+    h, w, n = 64, 32, 8
+    x = torch.zeros(n, 1, h, w)
+    row, col = 20, 22
+    x[:, :, row - 1:row + 2, col - 1:col + 2] = 1.0
+    out = rotate_and_shift(x, 30.0, 0.1, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)  # the same draws, in the function's order
+    theta = (torch.rand(n, generator=g) * 2 - 1) * np.deg2rad(30.0)
+    ty = (torch.rand(n, generator=g) * 2 - 1) * 0.1 * h
+    tx = (torch.rand(n, generator=g) * 2 - 1) * 0.1 * w
+    ys, xs = torch.meshgrid(torch.arange(h) + 0.5 - h / 2, torch.arange(w) + 0.5 - w / 2, indexing="ij")
+    for i in range(n):
+        m = out[i, 0]
+        got = torch.stack([(m * xs).sum() / m.sum(), (m * ys).sum() / m.sum()])
+        px, py = col + 0.5 - w / 2 - tx[i], row + 0.5 - h / 2 - ty[i]  # output = R^-1 (input - shift)
+        c, s = torch.cos(theta[i]), torch.sin(theta[i])
+        want = torch.stack([c * px + s * py, -s * px + c * py])
+        assert torch.allclose(got, want, atol=0.3), (i, got, want)
+    assert theta.abs().max() > np.deg2rad(10) and (tx.abs() + ty.abs()).max() > 2  # the draws did move it
+    plain = augment(np.zeros((2, 8, 4, 3), np.uint8), AugmentConfig(flip=0, pad=0, erase=0, rotate=20, shift=0.2),
+                    torch.Generator().manual_seed(0))
+    assert torch.allclose(plain, preprocess(np.zeros((2, 8, 4, 3), np.uint8)))  # a flat image stays flat (edge fill)
 
 
 def test_unreadable_images_are_skipped_and_counted_when_asked(tmp_path):

@@ -1,7 +1,8 @@
 """Batch image transforms in torch, on the model's device.
 
 Per-image PIL transforms are the classic CPU bottleneck of re-ID training; here a whole uint8
-batch is flipped, padded-and-cropped, normalised and randomly erased with a few tensor ops.
+batch is flipped, padded-and-cropped, rotated and shifted, normalised and randomly erased with a
+few tensor ops.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -22,6 +24,8 @@ class AugmentConfig:
     erase: float = 0.5         # probability of random erasing (Zhong et al.)
     erase_area: tuple[float, float] = (0.02, 0.4)
     erase_ratio: float = 0.3   # aspect ratio range [r, 1/r]
+    rotate: float = 0.0        # random rotation within +-this many degrees (PUL's released code: 20)
+    shift: float = 0.0         # random shifts within +-this fraction of height and width (PUL: 0.2)
 
 
 def to_tensor(batch: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -74,7 +78,29 @@ def augment(batch: np.ndarray | torch.Tensor, cfg: AugmentConfig, generator: tor
         img = src[i, :, ::-1] if flip[i] else src[i]
         out[i, yd:h - ys, xd:w - xs] = img[ys:h - yd, xs:w - xd]
     x = normalize(to_tensor(out, device))
+    if cfg.rotate or cfg.shift:
+        x = rotate_and_shift(x, cfg.rotate, cfg.shift, generator)
     for i in range(n):
         if erase[i]:
             x[i, :, ey[i]:ey[i] + eh[i], ex[i]:ex[i] + ew[i]] = 0.0  # 0 = the ImageNet mean colour
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def rotate_and_shift(x: torch.Tensor, degrees: float, shift: float, generator: torch.Generator) -> torch.Tensor:
+    """One random affine per image: rotation in [-degrees, degrees] and shifts in [-shift, shift] of
+    the height and width, the uncovered border filled with the nearest edge pixel.
+
+    This is Keras's ``ImageDataGenerator(rotation_range, width_shift_range, height_shift_range,
+    fill_mode='nearest')`` that PUL's released ``unsupervised.py`` trains with (bilinear, one combined
+    transform). The rotation is of pixels, not of the [-1, 1] grid, so a 256 x 128 crop is not sheared.
+    """
+    n, _, h, w = x.shape
+    theta = (torch.rand(n, generator=generator) * 2 - 1) * np.deg2rad(degrees)
+    ty = (torch.rand(n, generator=generator) * 2 - 1) * shift * 2  # grid units: the image spans 2
+    tx = (torch.rand(n, generator=generator) * 2 - 1) * shift * 2
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    # output pixel -> input pixel, in grid units: S^-1 R S with S = diag(w, h) / 2
+    affine = torch.stack([torch.stack([cos, -sin * h / w, tx], 1),
+                          torch.stack([sin * w / h, cos, ty], 1)], 1).to(x.device, x.dtype)
+    grid = F.affine_grid(affine, list(x.shape), align_corners=False)
+    return F.grid_sample(x.contiguous(), grid, mode="bilinear", padding_mode="border", align_corners=False)
