@@ -65,13 +65,13 @@ def test_sparse_jaccard_equals_the_dense_reference(k1, k2):
 def test_sparse_jaccard_chunks_give_the_same_matrix():
     import scipy.sparse as sp
 
-    from progreid.cluster.jaccard import _min_overlap_distance
+    from progreid.cluster.jaccard import min_overlap_distance
 
     V = sp.random(60, 60, density=0.2, random_state=1, format="csr", dtype=np.float32)
     V = sp.diags(1 / np.maximum(np.asarray(V.sum(1)).ravel(), 1e-6)) @ V
     V = V.tocsr().astype(np.float32)
-    one = _min_overlap_distance(V, chunk_entries=1 << 30).toarray()
-    many = _min_overlap_distance(V, chunk_entries=50).toarray()
+    one = min_overlap_distance(V, chunk_entries=1 << 30).toarray()
+    many = min_overlap_distance(V, chunk_entries=50).toarray()
     np.testing.assert_allclose(one, many, atol=1e-6)
 
 

@@ -110,7 +110,7 @@ def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6,
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     rank, _ = knn(x, k1, device=device)
     V = expanded_neighbourhoods(rank, k1, k2, lambda i, members: 2 - 2 * (x[members] @ x[i]))  # |x_i - x_j|^2
-    return _min_overlap_distance(V)
+    return min_overlap_distance(V)
 
 
 def expanded_neighbourhoods(rank: np.ndarray, k1: int, k2: int, dist_to) -> sp.csr_matrix:
@@ -145,7 +145,7 @@ def expanded_neighbourhoods(rank: np.ndarray, k1: int, k2: int, dist_to) -> sp.c
     return V.astype(np.float32)
 
 
-def _min_overlap_distance(V: sp.csr_matrix, chunk_entries: int = 1 << 22, rows: int | None = None) -> sp.csr_matrix:
+def min_overlap_distance(V: sp.csr_matrix, chunk_entries: int = 1 << 22, rows: int | None = None) -> sp.csr_matrix:
     """``1 - m/(2 - m)``, ``m_ij = sum_l min(V_il, V_jl)``, for every pair sharing a column of V.
 
     Rows of V are expanded in chunks: each stored (i, l) meets every stored (j, l) of column l

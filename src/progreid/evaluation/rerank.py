@@ -5,7 +5,10 @@ holds the (Q+G)^2 distance matrix: fine for benchmark galleries, 80 GB at 100k i
 ``re_ranked_rows`` computes the same distances for any gallery size: the k1-NN lists come from
 ``cluster.jaccard.knn`` (exact, or an inverted file past its limit), the encoding V and the
 Jaccard overlaps are sparse (``cluster.jaccard``), and each chunk of query rows is assembled
-on demand: memory O((Q+G) x k1 x k2 + chunk x G). Equal to the dense code (tested).
+on demand: memory O((Q+G) x k1 x k2 + chunk x G). Equal to the dense code (tested), which is
+why ``re_ranking`` keeps its own dense k-reciprocal loop: it is the authors' algorithm written
+as they wrote it, the oracle the sparse path is checked against, and the faster of the two on
+benchmark-sized galleries.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from progreid.cluster.jaccard import _min_overlap_distance, expanded_neighbourhoods, knn
+from progreid.cluster.jaccard import expanded_neighbourhoods, knn, min_overlap_distance
 from progreid.evaluation.distance import pairwise_distance
 
 DENSE_LIMIT = 20_000  # Q + G above which evaluation re-ranks through ``re_ranked_rows``
@@ -73,7 +76,7 @@ def re_ranked_rows(qf: np.ndarray, gf: np.ndarray, k1: int = 20, k2: int = 6, la
     rank, _ = knn(x.numpy(), min(k1 + 1, n))
     xn, rmax = x.numpy(), row_max.numpy()
     V = expanded_neighbourhoods(rank, k1, k2, lambda i, members: (1 - xn[members] @ xn[i]) / rmax[i])
-    closeness = _min_overlap_distance(V, rows=n_q)[:, n_q:].tocsr()
+    closeness = min_overlap_distance(V, rows=n_q)[:, n_q:].tocsr()
     closeness.data = 1 - closeness.data  # 1 - Jaccard distance: 0 where not stored
 
     def rows(s: int, e: int) -> torch.Tensor:
