@@ -41,6 +41,8 @@ def test_pul_runs_rounds_and_writes_the_run_folder(network, tmp_path):
     for r in rows[1:]:
         assert 0 < r["reliable"] <= r["num_train"] and {"purity", "reliable_pair_precision", "mAP"} <= set(r)
         assert r["reliable_cameras_per_cluster"] >= 1
+        assert 0 <= r["train_accuracy"] <= 1  # the fresh classifier's fit on its pseudo-identities
+        assert -1 <= r["reliable_cos_different_id"] < r["reliable_cos_same_id"] <= 1
         assert {"extract", "cluster", "train", "evaluate"} <= set(r["seconds"])
     run = tmp_path / "run"
     assert (run / "config.yaml").exists() and (run / "curves.png").stat().st_size > 0

@@ -71,6 +71,18 @@ def test_diagnostics_on_a_hand_made_labelling():
     assert nmi(truth, truth) == pytest.approx(1.0)
 
 
+def test_identity_cosines_average_the_reliable_pairs_by_true_identity():
+    from progreid.evaluation.clustering import identity_cosines
+
+    f = np.array([[1, 0], [1, 0], [0, 1], [0.6, 0.8], [-1, 0]], np.float32)
+    truth = np.array([0, 0, 1, 1, 2])
+    reliable = np.array([True, True, True, True, False])  # the last one is never counted
+    got = identity_cosines(f, reliable, truth)
+    assert got["reliable_cos_same_id"] == pytest.approx((1 + 0.8) / 2)  # pairs (0,1) and (2,3)
+    assert got["reliable_cos_different_id"] == pytest.approx((0 + 0.6 + 0 + 0.6) / 4)  # {0,1} x {2,3}
+    assert identity_cosines(f, reliable, None) == {} and identity_cosines(f, reliable, -np.ones(5, int)) == {}
+
+
 def test_cameras_per_cluster_counts_distinct_cameras_of_reliable_members():
     from progreid.evaluation.clustering import cameras_per_cluster
 

@@ -25,7 +25,7 @@ from progreid.engine.hooks import Hook, RoundResult, default_hooks
 from progreid.engine.rundir import RunDir
 from progreid.engine.stages import AFTER_ROUND, FINE_TUNERS, PSEUDO_LABELERS, SELECTORS, PseudoLabels
 from progreid.engine.state import RunState, restore_state
-from progreid.evaluation.clustering import cameras_per_cluster, label_diagnostics
+from progreid.evaluation.clustering import cameras_per_cluster, identity_cosines, label_diagnostics
 from progreid.select import Selection
 
 
@@ -148,7 +148,7 @@ def run_round(ctx: RunContext, state: RunState, rnd: int) -> RoundResult:
         "reliable_fraction": round(float(sel.reliable.mean()), 4), "labeled": len(ctx.labeled_idx),
         "reliable_cameras_per_cluster": round(cameras_per_cluster(pseudo.labels, ctx.pool_cameras, sel.reliable), 3),
         "train_loss": round(stats.loss[-1], 4), "train_images_per_second": round(stats.images_per_second, 1),
-        **pseudo.info, **sel.info}
+        **({"train_accuracy": round(stats.accuracy[-1], 4)} if stats.accuracy else {}), **pseudo.info, **sel.info}
     if len(ctx.target.bad_train):
         row["bad_images"] = len(ctx.target.bad_train)  # unreadable crops left out (data.bad_images: skip)
     for name in cfg.stages.after_round:
@@ -161,6 +161,7 @@ def run_round(ctx: RunContext, state: RunState, rnd: int) -> RoundResult:
         row.update(evaluation.metrics.as_percent())
     truth = None if ctx.target.truth is None else ctx.target.truth[ctx.pool]
     row.update(label_diagnostics(pseudo.labels, sel.reliable, truth))  # ground truth: reported, never used
+    row.update(identity_cosines(x, sel.reliable, truth))
     row["seconds"] = timer.seconds
     return RoundResult(row, pseudo, sel, evaluation)
 

@@ -35,6 +35,7 @@ class FitStats:
     images: int = 0
     seconds: float = 0.0
     loss: list[float] = field(default_factory=list)  # mean loss per epoch
+    accuracy: list[float] = field(default_factory=list)  # softmax: the classifier's top-1 on its training batches
 
     @property
     def images_per_second(self) -> float:
@@ -160,7 +161,7 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
         if not batches:
             raise ProgReIDError(f"no complete batch: {len(indices)} samples in {num_classes} classes are too few "
                                 f"for train.batch_size={cfg.batch_size} / train.p={cfg.p}, train.k={cfg.k}.")
-        losses = []
+        losses, correct, seen = [], torch.zeros((), dtype=torch.long, device=device), 0
         bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
         for b, batch in enumerate(bar):
             if min(distributed.part_sizes(len(batch))) < 2:
@@ -172,7 +173,10 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
                 feats = net(x)
                 loss = torch.zeros((), device=device)
                 if head is not None:
-                    loss = loss + cross_entropy_smooth(head(feats).float(), y, cfg.label_smooth)
+                    logits = head(feats).float()
+                    loss = loss + cross_entropy_smooth(logits, y, cfg.label_smooth)
+                    correct += (logits.detach().argmax(1) == y).sum()
+                    seen += len(y)
                 if "triplet" in cfg.loss:
                     loss = loss + batch_hard_triplet(feats.float(), y, cfg.margin)
                 if memory is not None:
@@ -188,6 +192,8 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
             if progress and b % 10 == 0:
                 bar.set_postfix(loss=f"{float(torch.stack(losses[-10:]).mean()):.3f}")
         stats.loss.append(float(torch.stack(losses).mean()))
+        if seen:
+            stats.accuracy.append(float(correct) / seen)
         stats.epochs += 1
     stats.seconds = time.perf_counter() - start
     distributed.check_in_sync(model)

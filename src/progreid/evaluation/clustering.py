@@ -70,3 +70,27 @@ def label_diagnostics(labels: np.ndarray, reliable: np.ndarray, truth: np.ndarra
         "reliable_purity": round(purity(labels[reliable], truth[reliable]), 4),
         "reliable_pair_precision": round(pair_precision(labels[reliable], truth[reliable]), 4),
     }
+
+
+def identity_cosines(features: np.ndarray, reliable: np.ndarray, truth: np.ndarray | None,
+                     sample: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Mean cosine between reliable samples of the same / of different true identities (a random
+    ``sample`` of them; ground truth, diagnostics only). A fixed similarity threshold keeps fewer
+    samples when fine-tuning lowers both (PUL, BENCHMARKS.md), and separates people only while the
+    gap between them stays wide."""
+    if truth is None or np.any(truth < 0) or reliable.sum() < 2:
+        return {}
+    idx = np.flatnonzero(reliable)
+    if len(idx) > sample:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, sample, replace=False))
+    f = features[idx] / np.maximum(np.linalg.norm(features[idx], axis=1, keepdims=True), 1e-12)
+    cos = f @ f.T
+    same = truth[idx][:, None] == truth[idx][None, :]
+    np.fill_diagonal(same, False)
+    diff = truth[idx][:, None] != truth[idx][None, :]
+    out = {}
+    if same.any():
+        out["reliable_cos_same_id"] = round(float(cos[same].mean()), 4)
+    if diff.any():
+        out["reliable_cos_different_id"] = round(float(cos[diff].mean()), 4)
+    return out
