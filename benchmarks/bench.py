@@ -268,11 +268,32 @@ def preset_changes(cfg: dict, preset: str = "quick") -> list[str]:
     for section, values in cfg.items():
         if section in skip or not isinstance(values, dict):
             continue
-        for key, value in values.items():
-            if (section, key) != ("model", "weights") and str(base.get(section, {}).get(key)) != str(value):
+        for key, value in flatten(values).items():
+            if (section, key) != ("model", "weights") and str(flatten(base.get(section, {})).get(key)) != str(value):
                 changes.append("--select all" if (section, key, value) == ("stages", "select", "all")
                                else f"--set {section}.{key}={value}")
     return changes
+
+
+def flatten(values: dict, prefix: str = "") -> dict:
+    """{"augment": {"flip": 0}} -> {"augment.flip": 0}: nested keys compared one by one, so a key added
+    to the code since a run was made (absent from its config) is not a difference."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def closest_preset(cfg: dict) -> tuple[str, list[str]]:
+    """The method's preset this run differs least from, and the options that make the difference
+    (a run folder records the resolved config, not the preset it started from)."""
+    from progreid.config import migrate, preset_file
+
+    presets = preset_file(migrate(cfg)["method"]).get("presets", {}) or {"quick": {}}
+    return min(((name, preset_changes(cfg, name)) for name in presets), key=lambda pc: (len(pc[1]), pc[0] != "quick"))
 
 
 def bench_accuracy(args) -> None:
@@ -290,7 +311,9 @@ def bench_accuracy(args) -> None:
         per_round = " → ".join(f"{r['mAP']:.1f}" for r in rows if "mAP" in r)
         rel = " → ".join(f"{100 * r['reliable_fraction']:.0f}" for r in rows if "reliable_fraction" in r)
         prec = " → ".join(f"{100 * r['reliable_pair_precision']:.0f}" for r in rows if "reliable_pair_precision" in r)
-        method = cfg["method"].upper() + " " + " ".join(f"`{e}`" for e in preset_changes(cfg))
+        preset, changes = closest_preset(cfg)
+        method = cfg["method"].upper() + " " + " ".join(f"`{e}`" for e in
+                                                        ([f"--preset {preset}"] if preset != "quick" else []) + changes)
         lines.append(f"| {method} | {Path(cfg['data']['target']).name} | {first.get('rank1', 0):.1f} / {first.get('mAP', 0):.1f} | "
                      f"{last.get('rank1', 0):.1f} / {last.get('rank5', 0):.1f} / {last.get('mAP', 0):.1f} | "
                      f"**{last.get('mAP', 0) - first.get('mAP', 0):+.1f}** | {best['mAP']:.1f} (round {best['round']}) | "
@@ -298,7 +321,7 @@ def bench_accuracy(args) -> None:
     write_section(args.section, f"""## {args.title}
 Machine: {machine()}. Seed 0. Each row is one run of
 `progreid adapt --method M --preset quick --target ../shared/data/T --weights ../shared/data/weights/osnet_x0_25_msmt17.pth --out runs/NAME [EXTRA]`
-(EXTRA in the method column), then `python benchmarks/bench.py accuracy runs/NAME ...{'' if args.section == 'accuracy' else ' --section ' + args.section + ' --title "..."'}`. mAP per round,
+(EXTRA in the method column, with `--preset paper` in place of `quick` where it names one), then `python benchmarks/bench.py accuracy runs/NAME ...{'' if args.section == 'accuracy' else ' --section ' + args.section + ' --title "..."'}`. mAP per round,
 reliable fraction per round and reliable-set pair precision per round (a ground-truth diagnostic the method
 never sees). TCUL needs frame ids, which cuhk03-mini does not have.
 

@@ -84,6 +84,32 @@ def main() -> None:
                   f"{100 * (pids[i] == pids[j]).mean():.2f}% the same person")
             print(f"\nwith must-links: auto eps {eps_l}: clusters | clustered | pair precision | purity | largest | "
                   f"cameras per cluster = {describe(dbscan(linked, eps_l, 4), pids, cams)}")
+            cannot_link_table(dbscan(dist, eps, 4), records, pids, window)
+
+
+def cannot_link_table(labels: np.ndarray, records: list[Record], pids: np.ndarray, window: dict[int, int]) -> None:
+    """Would a temporal cannot-link help? Pairs of one cluster from one camera, by how far apart they
+    are (in frame windows, or in different sequences): the share that are different people is the
+    precision a rule splitting them would have."""
+    cams = np.array([r.camid for r in records])
+    seqs = np.array([r.sequence for r in records])
+    frames = np.array([r.frame for r in records], np.int64)
+    a, b = [], []
+    for k in range(labels.max() + 1):
+        m = np.flatnonzero(labels == k)
+        i, j = np.triu_indices(len(m), 1)
+        same_cam = cams[m[i]] == cams[m[j]]
+        a.append(m[i][same_cam])
+        b.append(m[j][same_cam])
+    a, b = np.concatenate(a), np.concatenate(b)
+    gap = np.abs(frames[a] - frames[b]) / np.array([window[int(c)] for c in cams[a]])
+    different = pids[a] != pids[b]
+    same_seq = seqs[a] == seqs[b]
+    print("\n| same-camera pairs in one cluster (eps auto) | pairs | different people |\n|---|---|---|")
+    for lo, hi in [(0, 1), (1, 2), (2, 5), (5, 10), (10, 20), (20, 50), (50, np.inf)]:
+        s = same_seq & (gap >= lo) & (gap < hi)
+        print(f"| same sequence, {lo}-{hi} windows apart | {s.sum()} | {100 * different[s].mean():.0f}% |")
+    print(f"| different sequences | {(~same_seq).sum()} | {100 * different[~same_seq].mean():.0f}% |")
 
 
 if __name__ == "__main__":
