@@ -259,25 +259,32 @@ Machine: {machine()}. Command: `python benchmarks/bench.py rounds RUN ...` over 
 
 def preset_changes(cfg: dict, preset: str = "quick") -> list[str]:
     """The command-line options that turn the method's preset into this run's config (the EXTRA column)."""
-    from progreid.config import load_config, migrate
+    from progreid.config import Config, load_config, migrate
 
     cfg = migrate(cfg)  # runs written before the stages section
     base = json.loads(json.dumps(load_config(cfg["method"], preset).to_dict()))  # tuples -> lists, as in YAML
+    code_default = json.loads(json.dumps(Config().to_dict()))
     skip = {"data", "seed", "device"}
+    stages = cfg.get("stages", {})
+    temporal = stages.get("select") == "temporal" or stages.get("pseudo_label") == "temporal_dbscan"
+    unread = set() if temporal else {("select", "frame_window")}  # a setting no stage of the run reads
     changes = []
-    for section, values in cfg.items():
+    for section, values in base.items():
         if section in skip or not isinstance(values, dict):
             continue
-        for key, value in flatten(values).items():
-            if (section, key) != ("model", "weights") and str(flatten(base.get(section, {})).get(key)) != str(value):
+        # a key the run's config lacks was added to the code later, with the behaviour before it as its default
+        ran = {**flatten(code_default.get(section, {})), **flatten(cfg.get(section, {}))}
+        for key, value in ran.items():
+            if (section, key) in unread or (section, key) == ("model", "weights"):
+                continue
+            if str(flatten(values).get(key)) != str(value):
                 changes.append("--select all" if (section, key, value) == ("stages", "select", "all")
                                else f"--set {section}.{key}={value}")
     return changes
 
 
 def flatten(values: dict, prefix: str = "") -> dict:
-    """{"augment": {"flip": 0}} -> {"augment.flip": 0}: nested keys compared one by one, so a key added
-    to the code since a run was made (absent from its config) is not a difference."""
+    """{"augment": {"flip": 0}} -> {"augment.flip": 0}: nested keys are compared one by one."""
     out = {}
     for key, value in values.items():
         if isinstance(value, dict):
@@ -367,7 +374,7 @@ def bench_curve(args) -> None:
     for path, cfg, rows in load_runs(args.runs):
         minutes = minutes_per_round(rows)
         pts = [(m, r["mAP"]) for m, r in zip(minutes, rows) if "mAP" in r]
-        label = cfg["method"].upper()
+        label = " ".join([cfg["method"].upper(), *(c.removeprefix("--set ") for c in closest_preset(cfg)[1])])
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=label, ms=3)
         base = rows[0]["mAP"]
         hit = next(((m, v) for m, v in pts if v >= base + 15), None)
@@ -386,7 +393,7 @@ def bench_curve(args) -> None:
     verdict = (f"First to +15 mAP: **{first[0]}**, after {first[1]:.1f} minutes ({first[2]:.1f} mAP)."
                if first else "No run reached +15 mAP.")
     write_section("curve", f"""## 6. Accuracy per time: mAP against minutes
-Machine: {machine()}. Command: `python benchmarks/bench.py curve runs/NAME ...` over the runs of section 5
+Machine: {machine()}. Command: `python benchmarks/bench.py curve runs/NAME ...` over runs of sections 5 and 7
 (minutes: the sum of the rounds' stage times, image decoding at start-up excluded). {verdict}
 
 | method | target | rounds | final mAP | best mAP | minutes | +15 mAP reached after |
