@@ -274,10 +274,11 @@ def preset_changes(cfg: dict, preset: str = "quick") -> list[str]:
             continue
         # a key the run's config lacks was added to the code later, with the behaviour before it as its default
         ran = {**flatten(code_default.get(section, {})), **flatten(cfg.get(section, {}))}
+        preset_values = flatten(values)
         for key, value in ran.items():
             if (section, key) in unread or (section, key) == ("model", "weights"):
                 continue
-            if str(flatten(values).get(key)) != str(value):
+            if str(preset_values.get(key)) != str(value):
                 changes.append("--select all" if (section, key, value) == ("stages", "select", "all")
                                else f"--set {section}.{key}={value}")
     return changes
