@@ -31,12 +31,12 @@ def write_manifest(out: Path, parts: dict[str, list[Record]]) -> Path:
         for split, records in parts.items():
             for r in records:
                 w.writerow([str(Path(r.path).resolve()), r.camid, r.pid, "" if r.frame is None else r.frame,
-                            r.sequence, split])
+                            r.sequence, "" if r.track is None else r.track, split])
     return path
 
 
 def scale_frames(records: list[Record], factor: int) -> list[Record]:
-    return [Record(r.path, r.pid, r.camid, r.sequence, None if r.frame is None else r.frame * factor) for r in records]
+    return [Record(r.path, r.pid, r.camid, r.sequence, None if r.frame is None else r.frame * factor, r.track) for r in records]
 
 
 def at_most_per_id(records: list[Record], n: int, seed: int = 0) -> list[Record]:

@@ -7,7 +7,10 @@ the precision of temporal must-links.
 
 ``--subset``: keep only the training crops a manifest lists (e.g. the 4-crops-per-person copy written
 by derived_datasets.py). ``--k-grid``: the K estimate for other neighbourhood sizes (k1) and DBSCAN
-min_samples, to see whether any one setting holds across crops-per-person. Prints markdown tables.
+min_samples, to see whether any one setting holds across crops-per-person. ``--k-alternatives``: other
+label-free counts (silhouette-best k-means K, FINCH's first-neighbour partitions) and what limits them
+all (same-person neighbours among the 30 nearest, cross-camera nearest-neighbour precision). Prints
+markdown tables.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from progreid.cluster.density import auto_eps, dbscan, with_links
 from progreid.cluster.jaccard import jaccard_distance
 from progreid.data.records import UNLABELED, Record
 from progreid.evaluation.clustering import pair_precision, purity
-from progreid.temporal import calibrate_frame_window, must_links
+from progreid.temporal import calibrate_frame_window, must_links, record_arrays
 
 
 def load(folder: Path, subset: Path | None):
@@ -52,6 +55,7 @@ def main() -> None:
     p.add_argument("folders", nargs="+", type=Path)
     p.add_argument("--subset", type=Path)
     p.add_argument("--k-grid", action="store_true", help="K estimate for k1 in 10 20 30 x min_samples in 2 3 4")
+    p.add_argument("--k-alternatives", action="store_true", help="silhouette and FINCH counts, neighbour evidence")
     args = p.parse_args()
     for folder in args.folders:
         x, records, pids = load(folder, args.subset)
@@ -75,6 +79,8 @@ def main() -> None:
                 cells = [auto_eps(d, ms)[1] for ms in (2, 3, 4)]
                 print(f"| {k1} | " + " | ".join(f"{max(c.values())} ({100 * (max(c.values()) - ids) / ids:+.0f}%)"
                                                 for c in cells) + " |")
+        if args.k_alternatives:
+            k_alternatives(x, pids, cams)
         if all(r.frame is not None for r in records):
             window = calibrate_frame_window(x, records)
             i, j = must_links(x, records, window, 10)
@@ -87,13 +93,60 @@ def main() -> None:
             cannot_link_table(dbscan(dist, eps, 4), records, pids, window)
 
 
+def first_neighbour_partitions(x: np.ndarray) -> list[int]:
+    """FINCH (Sarfraz et al., CVPR 2019): link each sample to its first neighbour (and samples sharing
+    one), take connected components, repeat on the components' mean features. Cluster count per level."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    labels, current, counts = np.arange(len(x)), x, []
+    while len(current) > 2:
+        sims = current @ current.T
+        np.fill_diagonal(sims, -np.inf)
+        first = sims.argmax(1)
+        n = len(current)
+        link = csr_matrix((np.ones(n), (np.arange(n), first)), shape=(n, n))
+        k, part = connected_components(link + link.T + link @ link.T, directed=False)
+        if k == n:
+            break
+        labels = part[labels]
+        counts.append(int(k))
+        current = np.stack([x[labels == c].mean(0) for c in range(k)])
+        current /= np.linalg.norm(current, axis=1, keepdims=True)
+    return counts
+
+
+def k_alternatives(x: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> None:
+    """Other label-free counts of the people, and the neighbour statistics that bound any of them."""
+    from sklearn.metrics import silhouette_score
+
+    from progreid.cluster import kmeans
+
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    n, ids = len(x), len(set(pids))
+    scores = {}
+    for per in (2, 3, 4, 6, 8, 12, 16, 24):
+        labels = kmeans(x, n // per, 30, seed=0).labels
+        scores[n // per] = silhouette_score(x, labels, metric="cosine", sample_size=min(n, 4000), random_state=0)
+    best = max(scores, key=scores.get)
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    top = np.argsort(-sims, axis=1)[:, :30]
+    same_top = (pids[top] == pids[:, None]).sum(1).mean()
+    sims[cams[:, None] == cams[None]] = -np.inf
+    cross = (pids[sims.argmax(1)] == pids).mean()
+    print(f"\nsilhouette-best k-means K: {best} ({100 * (best - ids) / ids:+.0f}%; K tried: "
+          + ", ".join(f"{k}: {v:.3f}" for k, v in scores.items()) + ")")
+    print(f"FINCH partitions: {first_neighbour_partitions(x)} for {ids} people")
+    print(f"same person among the 30 nearest: {same_top:.1f} of {n / ids - 1:.1f} on average; "
+          f"nearest neighbour in another camera the same person: {100 * cross:.0f}%")
+
+
 def cannot_link_table(labels: np.ndarray, records: list[Record], pids: np.ndarray, window: dict[int, int]) -> None:
     """Would a temporal cannot-link help? Pairs of one cluster from one camera, by how far apart they
     are (in frame windows, or in different sequences): the share that are different people is the
     precision a rule splitting them would have."""
-    cams = np.array([r.camid for r in records])
-    seqs = np.array([r.sequence for r in records])
-    frames = np.array([r.frame for r in records], np.int64)
+    cams, seqs, frames = record_arrays(records)
     a, b = [], []
     for k in range(labels.max() + 1):
         m = np.flatnonzero(labels == k)

@@ -97,6 +97,10 @@ def test_csv_manifest_unlabeled_and_labeled(tmp_path):
     (root / "manifest.csv").write_text("path,camid\nx.jpg,one\n")
     with pytest.raises(DatasetError, match="manifest.csv:2"):
         load_dataset(root)
+    for ragged in ("path,camid,frame,split\nx.jpg,1,train\n", "path,camid\nx.jpg,1,7\n"):  # a column short, one extra
+        (root / "manifest.csv").write_text(ragged)
+        with pytest.raises(DatasetError, match="manifest.csv:2: not as many fields"):
+            load_dataset(root)
 
 
 def test_labels_can_be_deleted_and_relabelled(tmp_path):

@@ -25,7 +25,8 @@ from progreid.data.records import Record
 TRACK_STEPS = 4  # a window spans this many crop spacings of a track
 
 
-def _arrays(records: list[Record]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def record_arrays(records: list[Record]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cameras, sequences, frames) of ``records`` as int64 arrays; frame -1 where a record has none."""
     cams = np.array([r.camid for r in records], np.int64)
     seqs = np.array([r.sequence for r in records], np.int64)
     frames = np.array([-1 if r.frame is None else r.frame for r in records], np.int64)
@@ -45,7 +46,7 @@ def track_groups(records: list[Record]) -> np.ndarray:
 def _track_gaps(records: list[Record]) -> dict[int, np.ndarray]:
     """{camera: frame gaps between consecutive crops of one track} for cameras whose crops carry tracks."""
     groups = track_groups(records)
-    cams, _, frames = _arrays(records)
+    cams, _, frames = record_arrays(records)
     has = np.flatnonzero((groups >= 0) & (frames >= 0))
     order = has[np.lexsort((frames[has], groups[has]))]
     same = groups[order][1:] == groups[order][:-1]
@@ -60,7 +61,7 @@ def calibrate_frame_window(features: np.ndarray, records: list[Record], steps: i
     A camera whose crops carry tracks takes the gaps along its tracks (exact); others the gaps to
     each crop's nearest neighbour in feature space within its camera and sequence."""
     x = torch.nn.functional.normalize(torch.as_tensor(np.asarray(features, np.float32)), dim=1)
-    cams, seqs, frames = _arrays(records)
+    cams, seqs, frames = record_arrays(records)
     gaps: dict[int, list[np.ndarray]] = {c: [g] for c, g in _track_gaps(records).items() if len(g) >= 10}
     for cam in np.unique(cams):
         if int(cam) in gaps:
@@ -86,7 +87,7 @@ def must_links(features: np.ndarray, records: list[Record], window: dict[int, in
     linked to its track's first crop (one link per crop is enough for DBSCAN to join them)."""
     from progreid.cluster.jaccard import knn
 
-    cams, seqs, frames = _arrays(records)
+    cams, seqs, frames = record_arrays(records)
     idx, _ = knn(features, k + 1, chunk)
     n = len(idx)
     near = sp.csr_matrix((np.ones(n * (idx.shape[1] - 1), np.int8),

@@ -180,6 +180,9 @@ def load_manifest(root: Path) -> Split:
             raise DatasetError(f"{csv_path}: header {header} must contain 'path' and 'camid' and only "
                                f"columns of {list(MANIFEST_COLUMNS)}.")
         for lineno, row in enumerate(reader, 2):
+            if None in row or None in row.values():  # csv's marks for more or fewer fields than the header
+                raise DatasetError(f"{csv_path}:{lineno}: not as many fields as the header's {len(header)} "
+                                   f"({','.join(header)}). Fix: one value per column, empty where unknown.")
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
             try:
                 rec = Record(
