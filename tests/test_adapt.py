@@ -206,3 +206,12 @@ def test_tcc_without_frames_fails_like_tcul_and_cc_runs_there(network, tmp_path)
     target = {"target": tmp_path / "cuhk"}
     with pytest.raises(ProgReIDError, match=r"'frame' field.*--method sul or --method pul"):
         adapt(contrast_cfg("tcc", target, weights), tmp_path / "tcc", progress=False)
+
+
+@pytest.mark.parametrize("override,message", [("cluster.eps_from=blended", r"cluster.eps_from 'blended'"),
+                                              ("cluster.link_blend=1.5", r"cluster.link_blend 1.5")])
+def test_tcc_options_out_of_range_fail_before_any_work(network, tmp_path, override, message):
+    paths, weights = network
+    with pytest.raises(ProgReIDError, match=message):
+        adapt(contrast_cfg("tcc", paths, weights, override), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "state.json").exists()

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from progreid.data.records import UNLABELED, Record
 from progreid.cluster.density import LINKED, with_links
-from progreid.temporal import TRACK_STEPS, calibrate_frame_window, must_links
+from progreid.temporal import TRACK_STEPS, blend_along_links, calibrate_frame_window, must_links
 
 
 def tracks(spacings: dict[int, int], people: int = 6, crops: int = 5, seed: int = 0):
@@ -96,3 +96,16 @@ def test_on_frames_x5_a_calibrated_window_keeps_every_decision_and_a_fixed_one_d
     fixed_fast = select_temporal(feats, labels, centers, fast, 100).reliable
     assert np.array_equal(fixed_fast, select_temporal(feats, labels, centers, recs, 20).reliable)
     assert fixed_fast.sum() < fixed.sum()
+
+
+def test_blending_along_links_moves_a_crop_toward_its_linked_groups_mean_only():
+    x = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 2]], np.float32)  # 0-1-2 linked in a chain, 3 alone
+    i, j = np.array([0, 1]), np.array([1, 2])
+    out = blend_along_links(x, i, j, 0.5)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    group_mean = unit[:3].sum(0) / np.linalg.norm(unit[:3].sum(0))
+    expected = 0.5 * unit[0] + 0.5 * group_mean
+    assert np.allclose(out[0], expected / np.linalg.norm(expected), atol=1e-6)
+    assert np.allclose(out[3], [0, 0, 1])  # unlinked: its own direction
+    assert np.allclose(blend_along_links(x, i, j, 0.0), unit) and np.allclose(np.linalg.norm(out, axis=1), 1)
+    assert np.allclose(blend_along_links(x, i, j, 1.0)[:3], group_mean, atol=1e-6)  # all of a group alike

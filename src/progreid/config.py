@@ -67,6 +67,8 @@ class ClusterConfig:
     eps: str = "auto"           # DBSCAN radius on the Jaccard distance; auto: the radius with the most clusters
     min_samples: int = 4        # DBSCAN core points need this many neighbours (itself included)
     link_k: int = 10            # temporal_dbscan: must-linked crops are mutual link_k-nearest neighbours
+    link_blend: float = 0.0     # temporal_dbscan: cluster on features blended this much with their linked group's mean
+    eps_from: str = "linked"    # temporal_dbscan, eps auto: choose eps on the linked distance or on appearance alone
 
 
 @dataclass

@@ -9,6 +9,9 @@ which pairs of crops are surely one person (TCUL's observation, made exact where
   frame numbers x5 give a window x5 and the same decisions.
 - ``must_links``: pairs in one camera and sequence, within the window, that are mutual k-nearest
   neighbours: 99.8% the same person there (k = 10; BENCHMARKS.md).
+- ``blend_along_links``: each crop's feature blended with the mean of its must-linked group: a track's
+  average appearance is steadier across cameras than any one crop (cross-camera nearest neighbour
+  the same person: 69% -> 74% on Market-1501 at blend 0.5).
 - Tracker tracks (a manifest's ``track`` column, written by ``progreid crops``) are this evidence
   made exact: one camera's crops of one track are linked whatever their frame gap, and a camera
   with tracks takes its window from the frame gaps along them.
@@ -122,3 +125,20 @@ def parse_frame_window(value: str) -> int:
     if not str(value).isdigit():
         raise ProgReIDError(f"select.frame_window {value!r}: use auto or a whole number of frames.")
     return int(value)
+
+
+def blend_along_links(features: np.ndarray, i: np.ndarray, j: np.ndarray, blend: float) -> np.ndarray:
+    """L2-normalised ``(1 - blend) * own + blend * mean of the crop's linked group`` (connected
+    components of the links (i, j)); unlinked crops keep their own direction. ``features`` normalised."""
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(features)
+    x = features / np.linalg.norm(features, axis=1, keepdims=True)
+    if blend <= 0 or not len(i):
+        return x
+    group = connected_components(sp.csr_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)[1]
+    sums = np.zeros((group.max() + 1, x.shape[1]), x.dtype)
+    np.add.at(sums, group, x)
+    means = sums[group] / np.linalg.norm(sums[group], axis=1, keepdims=True)
+    out = (1 - blend) * x + blend * means
+    return out / np.linalg.norm(out, axis=1, keepdims=True)

@@ -21,7 +21,7 @@ from progreid.engine.state import RunState
 from progreid.errors import ProgReIDError
 from progreid.memory import centroids
 from progreid.registry import Registry
-from progreid.temporal import must_links, parse_frame_window
+from progreid.temporal import blend_along_links, must_links, parse_frame_window
 
 IMAGES_PER_CLUSTER = 16  # K = N / 16 when cluster.k = 0 (Market-1501 has ~17 images per identity)
 
@@ -116,9 +116,11 @@ def density_labels(ctx: RunContext, state: RunState, features: np.ndarray, seed:
     return _cluster_density(ctx, features, jaccard_distance(features, c.k1, c.k2, ctx.device), {})
 
 
-def _cluster_density(ctx: RunContext, features: np.ndarray, dist: sp.csr_matrix, info: dict[str, Any]) -> PseudoLabels:
+def _cluster_density(ctx: RunContext, features: np.ndarray, dist: sp.csr_matrix, info: dict[str, Any],
+                     eps_dist: sp.csr_matrix | None = None) -> PseudoLabels:
+    """DBSCAN on ``dist``; ``eps: auto`` chosen on ``eps_dist`` where given. Centroids of ``features``."""
     c = ctx.cfg.cluster
-    eps = auto_eps(dist, c.min_samples)[0] if c.eps == "auto" else parse_eps(c.eps)
+    eps = auto_eps(dist if eps_dist is None else eps_dist, c.min_samples)[0] if c.eps == "auto" else parse_eps(c.eps)
     labels = dbscan(dist, eps, c.min_samples)
     clustered = labels >= 0
     if not clustered.any():
@@ -133,6 +135,11 @@ def _check_temporal_dbscan(ctx: RunContext) -> None:
 
     require_frames(ctx)
     _check_eps(ctx)
+    c = ctx.cfg.cluster
+    if c.eps_from not in ("linked", "appearance"):
+        raise ProgReIDError(f"cluster.eps_from {c.eps_from!r}: use linked or appearance.")
+    if not 0 <= c.link_blend <= 1:
+        raise ProgReIDError(f"cluster.link_blend {c.link_blend}: use a weight between 0 and 1.")
     if ctx.cfg.select.frame_window != "auto":
         parse_frame_window(ctx.cfg.select.frame_window)
 
@@ -142,11 +149,21 @@ def temporal_density_labels(ctx: RunContext, state: RunState, features: np.ndarr
     """tcc (progreid's own): ``dbscan`` after temporal must-links. Crops of one camera and sequence,
     within the camera's frame window and mutual ``cluster.link_k``-nearest neighbours, are put at
     distance ~0 (one person, 99.8% of the time on Market-1501), so a person's track holds together
-    in one cluster instead of scattering into outliers or splitting across clusters."""
+    in one cluster instead of scattering into outliers or splitting across clusters.
+
+    ``cluster.link_blend`` > 0 clusters features blended with their linked group's mean
+    (``temporal.blend_along_links``: steadier across cameras). ``cluster.eps_from: appearance`` picks
+    ``eps: auto`` on the plain Jaccard distance, as cc does: on the linked (or blended) distance the
+    most-clusters radius falls to where tracks of one camera form clusters of their own (0.29 against
+    0.49 on Market-1501, 2.2 cameras per cluster against 2.7; BENCHMARKS.md section 7)."""
     c, records = ctx.cfg.cluster, ctx.pool_records
     window = ctx.frame_windows(features)
     i, j = must_links(features, records, window, c.link_k)
-    dist = with_links(jaccard_distance(features, c.k1, c.k2, ctx.device), i, j)
-    return _cluster_density(ctx, features, dist, {"frame_window": {str(k): v for k, v in window.items()},
-                                                  "must_links": int(len(i))})
+    plain = jaccard_distance(features, c.k1, c.k2, ctx.device)
+    blended = plain if c.link_blend <= 0 else jaccard_distance(blend_along_links(features, i, j, c.link_blend),
+                                                                c.k1, c.k2, ctx.device)
+    eps_dist = plain if c.eps_from == "appearance" else None
+    return _cluster_density(ctx, features, with_links(blended, i, j),
+                            {"frame_window": {str(k): v for k, v in window.items()}, "must_links": int(len(i))},
+                            eps_dist)
 
