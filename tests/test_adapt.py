@@ -186,7 +186,8 @@ def test_killed_cc_run_resumes_to_the_same_result(network, cc_full, tmp_path):
 def test_tcc_must_links_tracks_with_a_calibrated_window_and_trains_camera_aware_proxies(network, tmp_path):
     paths, weights = network
     cfg = contrast_cfg("tcc", paths, weights)
-    assert cfg.train.memory == "camera"  # tcc's default (BENCHMARKS.md section 7)
+    assert cfg.train.memory == "camera"  # tcc's defaults (BENCHMARKS.md section 7)
+    assert cfg.cluster.link_blend == 0.5 and cfg.cluster.eps_from == "appearance"
     rows = adapt(cfg, tmp_path / "run", progress=False, log=lambda s: None)
     for r in rows[1:]:
         assert r["must_links"] > 0 and set(r["frame_window"]) == {"1", "2", "3", "4"}

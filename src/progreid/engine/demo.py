@@ -1,8 +1,9 @@
 """``progreid demo``: the whole job on embedded synthetic data, for a machine with nothing else.
 
 Generates a source and a target camera network, trains a small source model from scratch, then
-runs direct transfer, PUL, TCUL and cc (cluster contrast, the strongest adapter measured on
-market1501-mini; BENCHMARKS.md) on the (unlabeled) target and prints one comparison table.
+runs direct transfer, PUL, TCUL, cc (cluster contrast) and tcc (temporal cluster contrast, the
+strongest adapter measured on market1501-mini; BENCHMARKS.md) on the (unlabeled) target and prints
+one comparison table.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from progreid.engine.source import train_source
 from progreid.errors import ProgReIDError
 
 
-DEMO_METHODS = ("pul", "tcul", "cc")
+DEMO_METHODS = ("pul", "tcul", "cc", "tcc")
 
 
 def demo_settings(quick: bool) -> dict[str, Any]:
