@@ -9,7 +9,8 @@ the precision of temporal must-links.
 by derived_datasets.py). ``--k-grid``: the K estimate for other neighbourhood sizes (k1) and DBSCAN
 min_samples, to see whether any one setting holds across crops-per-person. ``--k-alternatives``: other
 label-free counts (silhouette-best k-means K, FINCH's first-neighbour partitions) and what limits them
-all (same-person neighbours among the 30 nearest, cross-camera nearest-neighbour precision). Prints
+all (same-person neighbours among the 30 nearest, cross-camera nearest-neighbour precision). With frame
+ids it also prints the must-links, tcc's clustering per link_blend, and the cannot-link table. Prints
 markdown tables.
 """
 
@@ -25,7 +26,7 @@ from progreid.cluster.density import auto_eps, dbscan, with_links
 from progreid.cluster.jaccard import jaccard_distance
 from progreid.data.records import UNLABELED, Record
 from progreid.evaluation.clustering import pair_precision, purity
-from progreid.temporal import calibrate_frame_window, must_links, record_arrays
+from progreid.temporal import blend_along_links, calibrate_frame_window, must_links, record_arrays
 
 
 def load(folder: Path, subset: Path | None):
@@ -90,7 +91,23 @@ def main() -> None:
                   f"{100 * (pids[i] == pids[j]).mean():.2f}% the same person")
             print(f"\nwith must-links: auto eps {eps_l}: clusters | clustered | pair precision | purity | largest | "
                   f"cameras per cluster = {describe(dbscan(linked, eps_l, 4), pids, cams)}")
+            print(f"\ntcc's clustering at the appearance-only eps {eps} (cc's), must-links, features blended with"
+                  f" their linked group:\n\n| link_blend | other-camera nearest neighbour the same person | clusters |"
+                  " clustered | pair precision | purity | largest | cameras per cluster |\n|---|---|---|---|---|---|---|---|")
+            for blend in (0.0, 0.25, 0.5, 0.75):
+                y = blend_along_links(x, i, j, blend)
+                blended = dist if blend == 0 else jaccard_distance(y, 30, 6)
+                print(f"| {blend} | {100 * cross_camera_precision(y, pids, cams):.0f}% | "
+                      f"{describe(dbscan(with_links(blended, i, j), eps, 4), pids, cams)} |")
             cannot_link_table(dbscan(dist, eps, 4), records, pids, window)
+
+
+def cross_camera_precision(x: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> float:
+    """How often a crop's nearest neighbour (cosine) among the other cameras' crops is the same person."""
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sims = x @ x.T
+    sims[cams[:, None] == cams[None]] = -np.inf
+    return float((pids[sims.argmax(1)] == pids).mean())
 
 
 def first_neighbour_partitions(x: np.ndarray) -> list[int]:
@@ -133,8 +150,7 @@ def k_alternatives(x: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> None:
     np.fill_diagonal(sims, -np.inf)
     top = np.argsort(-sims, axis=1)[:, :30]
     same_top = (pids[top] == pids[:, None]).sum(1).mean()
-    sims[cams[:, None] == cams[None]] = -np.inf
-    cross = (pids[sims.argmax(1)] == pids).mean()
+    cross = cross_camera_precision(x, pids, cams)
     print(f"\nsilhouette-best k-means K: {best} ({100 * (best - ids) / ids:+.0f}%; K tried: "
           + ", ".join(f"{k}: {v:.3f}" for k, v in scores.items()) + ")")
     print(f"FINCH partitions: {first_neighbour_partitions(x)} for {ids} people")

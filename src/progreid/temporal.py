@@ -129,16 +129,15 @@ def parse_frame_window(value: str) -> int:
 
 def blend_along_links(features: np.ndarray, i: np.ndarray, j: np.ndarray, blend: float) -> np.ndarray:
     """L2-normalised ``(1 - blend) * own + blend * mean of the crop's linked group`` (connected
-    components of the links (i, j)); unlinked crops keep their own direction. ``features`` normalised."""
+    components of the links (i, j)), on L2-normalised ``features``; unlinked crops keep their own direction."""
     from scipy.sparse.csgraph import connected_components
 
     n = len(features)
     x = features / np.linalg.norm(features, axis=1, keepdims=True)
     if blend <= 0 or not len(i):
         return x
-    group = connected_components(sp.csr_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)[1]
-    sums = np.zeros((group.max() + 1, x.shape[1]), x.dtype)
-    np.add.at(sums, group, x)
-    means = sums[group] / np.linalg.norm(sums[group], axis=1, keepdims=True)
-    out = (1 - blend) * x + blend * means
+    groups, group = connected_components(sp.csr_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
+    member = sp.csr_matrix((np.ones(n, x.dtype), (group, np.arange(n))), shape=(groups, n))
+    sums = np.asarray(member @ x)[group]  # each crop's group sum (a sparse product: linear in N)
+    out = (1 - blend) * x + blend * sums / np.linalg.norm(sums, axis=1, keepdims=True)
     return out / np.linalg.norm(out, axis=1, keepdims=True)
