@@ -15,7 +15,7 @@ pytest.importorskip("av", reason="PyAV (the video extra) is not installed: pip i
 from progreid.cli import main  # noqa: E402
 from progreid.data.layouts import load_dataset  # noqa: E402
 from progreid.errors import DatasetError  # noqa: E402
-from progreid.footage.crops import CameraFootage, cut_crops, read_listing  # noqa: E402
+from progreid.footage.crops import CameraFootage, cut_crops, read_listing, stride_in_frames  # noqa: E402
 from progreid.footage.synth import write_footage  # noqa: E402
 from progreid.footage.tracks import read_tracks  # noqa: E402
 
@@ -52,6 +52,20 @@ def test_crops_follow_the_tracks_with_the_stride_and_the_frame(footage, tmp_path
     assert len(split.train) == len(table) and {r.camid for r in split.train} == {1, 2}
     assert {r.track for r in split.train} == set(range(1, PEOPLE + 1)) and all(r.sequence == 1 for r in split.train)
     assert all((out / r["path"]).is_file() for r in table)
+
+
+def test_a_stride_in_seconds_follows_each_videos_frame_rate(footage, tmp_path):
+    slow = write_footage(tmp_path / "slow", cameras=1, people=1, fps=5, person_frames=PERSON_FRAMES)
+    assert stride_in_frames("0.3s", footage.parent / "cam1.mp4") == 3  # written at 10 fps
+    assert stride_in_frames("0.6s", slow.parent / "cam1.mp4") == 3  # 5 fps
+    assert stride_in_frames(7, slow.parent / "cam1.mp4") == 7  # frames as given
+    by_time = cut_crops(read_listing(footage), tmp_path / "by_time", stride="0.3s")
+    assert [s.stride_frames for s in by_time.cameras] == [3, 3]
+    by_frames = cut_crops(read_listing(footage), tmp_path / "by_frames", stride=3)
+    assert [r["frame"] for r in rows(tmp_path / "by_time")] == [r["frame"] for r in rows(tmp_path / "by_frames")]
+    for bad in ("0s", "-1", "2.5", "fast"):
+        with pytest.raises(DatasetError, match="--stride"):
+            cut_crops(read_listing(footage), tmp_path / "bad", stride=bad)
 
 
 def test_small_boxes_are_dropped_and_boxes_outside_counted(footage, tmp_path):

@@ -71,7 +71,8 @@ def extract(data: str | Path, arch: str, weights: str | Path | None, out: str | 
 
 
 def crops(out: str | Path, listing: str | Path | None = None, video: str | Path | None = None,
-          tracks: str | Path | None = None, camera: int | None = None, stride: int = 10, min_height: int = 40):
+          tracks: str | Path | None = None, camera: int | None = None, stride: int | str = "0.4s",
+          min_height: int = 40):
     """Cut crops from camera videos along tracker tracks into ``out`` (see :mod:`progreid.footage.crops`):
     either a ``listing`` of cameras or one ``video``/``tracks``/``camera``."""
     from progreid.errors import ProgReIDError

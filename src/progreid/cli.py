@@ -110,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera", type=int, help="its camera id")
     p.add_argument("--list", dest="listing", help="several cameras: YAML list or CSV 'video,tracks,camera'")
     p.add_argument("--out", required=True, help="dataset folder (crops + manifest.csv); an existing one is appended to")
-    p.add_argument("--stride", type=int, default=10, help="per track, a crop every n-th frame (default 10)")
+    p.add_argument("--stride", default="0.4s",
+                   help="per track, one crop per this much time: seconds (0.4s, the default, converted with each "
+                        "video's frame rate) or frames (10)")
     p.add_argument("--min-height", type=int, default=40, help="drop boxes lower than this, in pixels (default 40)")
 
     p = sub.add_parser("export", help="write a run's adapted model for trackers/deployment: torchreid, onnx, torchscript")

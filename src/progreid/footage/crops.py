@@ -1,8 +1,10 @@
 """Cut person crops from camera videos along a tracker's tracks, into a dataset progreid adapts on.
 
-One call handles a list of cameras (video, tracks, camera id). Per track, a crop every ``stride``-th
-frame (the first box, then the first box at least ``stride`` frames after the last one taken, so
-tracks with gaps are sampled evenly); boxes are clipped to the frame, and boxes smaller than
+One call handles a list of cameras (video, tracks, camera id). Per track, a crop every ``stride``
+(the first box, then the first box at least ``stride`` after the last one taken, so tracks with gaps
+are sampled evenly). ``stride`` is in seconds by default ("0.4s"), turned into frames with each
+video's own frame rate, so cameras at 25 and 60 fps give crops at the same pace; a plain number is
+frames; boxes are clipped to the frame, and boxes smaller than
 ``min_height`` after clipping are dropped. The folder gets ``images/c{cam}s{seq}/...jpg`` and a
 ``manifest.csv`` (``path,camid,frame,sequence,track``) that the ``csv`` layout reads.
 
@@ -26,7 +28,7 @@ from PIL import Image
 from progreid.data.layouts import MANIFEST_COLUMNS, MANIFEST_NAME
 from progreid.errors import DatasetError
 from progreid.footage.tracks import Box, read_tracks
-from progreid.footage.video import iter_frames
+from progreid.footage.video import iter_frames, video_fps
 from progreid.models.checkpoint import atomic_write
 
 SOURCES_NAME = "crops.json"  # what was cut from which video: lets a later call append and skip repeats
@@ -54,6 +56,7 @@ class CutSummary:
     outside: int = 0        # no pixel inside the frame
     beyond_video: int = 0   # frame number past the video's end
     skipped_between: int = 0  # boxes between two sampled frames (--stride)
+    stride_frames: int = 0  # --stride in this video's frames
     status: str = "cut"     # cut | already cut
 
 
@@ -64,7 +67,7 @@ class CropResult:
     cameras: list[CutSummary] = field(default_factory=list)
 
     def table(self) -> str:
-        cols = ("camera", "sequence", "tracks", "boxes", "crops", "clipped", "too_small", "outside",
+        cols = ("camera", "sequence", "stride_frames", "tracks", "boxes", "crops", "clipped", "too_small", "outside",
                 "beyond_video", "status")
         lines = ["  ".join(f"{c:>12}" for c in cols)]
         for s in self.cameras:
@@ -156,11 +159,40 @@ def _video_key(video: Path) -> dict[str, object]:
     return {"video": str(video.resolve()), "bytes": video.stat().st_size}
 
 
-def cut_crops(cameras: list[CameraFootage], out: str | Path, stride: int = 10, min_height: int = 40,
-              quality: int = 95) -> CropResult:
+DEFAULT_STRIDE = "0.4s"  # 10 frames at 25 fps: a step a walking person's look changes over
+
+
+def parse_stride(stride: int | float | str) -> tuple[float, str]:
+    """``stride`` as (amount, unit): "0.4s" -> (0.4, "s"), 10 or "10" -> (10, "frames")."""
+    text = str(stride).strip().lower()
+    unit = "s" if text.endswith("s") else "frames"
+    try:
+        amount = float(text[:-1] if unit == "s" else text)
+    except ValueError:
+        amount = -1.0
+    if amount <= 0 or (unit == "frames" and amount != int(amount)):
+        raise DatasetError(f"--stride {stride!r}: give seconds (e.g. 0.4s) or a whole number of frames (e.g. 10).")
+    return amount, unit
+
+
+def stride_in_frames(stride: int | float | str, video: Path) -> int:
+    """``stride`` in ``video``'s frames (seconds are converted with its frame rate)."""
+    amount, unit = parse_stride(stride)
+    if unit == "frames":
+        return int(amount)
+    fps = video_fps(video)
+    if fps is None:
+        raise DatasetError(f"{video}: the video does not state its frame rate, so --stride {stride} (seconds) "
+                           "cannot be turned into frames. Fix: give --stride in frames (e.g. --stride 10).")
+    return max(1, round(amount * fps))
+
+
+def cut_crops(cameras: list[CameraFootage], out: str | Path, stride: int | str = DEFAULT_STRIDE,
+              min_height: int = 40, quality: int = 95) -> CropResult:
     """Cut every camera's crops into ``out`` (appending to what is there); see the module docstring."""
-    if stride < 1 or min_height < 1:
-        raise DatasetError(f"--stride {stride} and --min-height {min_height} must be at least 1.")
+    parse_stride(stride)
+    if min_height < 1:
+        raise DatasetError(f"--min-height {min_height} must be at least 1.")
     seen: dict[int, Path] = {}
     for cam in cameras:
         if cam.camera in seen:
@@ -185,11 +217,12 @@ def cut_crops(cameras: list[CameraFootage], out: str | Path, stride: int = 10, m
             continue
         used = [int(r["sequence"] or 0) for r in rows if int(r["camid"]) == cam.camera] + \
                [s["sequence"] for s in sources if s["camera"] == cam.camera]
-        summary = CutSummary(cam.camera, str(cam.video), sequence=max(used, default=0) + 1)
-        new_rows = _cut_camera(cam, out, summary, stride, min_height, quality)
+        summary = CutSummary(cam.camera, str(cam.video), sequence=max(used, default=0) + 1,
+                             stride_frames=stride_in_frames(stride, cam.video))
+        new_rows = _cut_camera(cam, out, summary, summary.stride_frames, min_height, quality)
         _write_manifest(manifest, header, rows + new_rows)
         sources.append({**key, "camera": cam.camera, "sequence": summary.sequence, "tracks": str(cam.tracks),
-                        "stride": stride, "min_height": min_height, "summary": asdict(summary)})
+                        "stride": str(stride), "min_height": min_height, "summary": asdict(summary)})
         atomic_write(sources_file, lambda tmp: Path(tmp).write_text(json.dumps(sources, indent=2) + "\n"))
         result.cameras.append(summary)
     return result

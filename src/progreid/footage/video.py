@@ -22,6 +22,20 @@ def _av():
     return av
 
 
+def video_fps(path: str | Path) -> float | None:
+    """The video stream's frame rate (frames per second), or None where the container does not say."""
+    av = _av()
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    except av.FFmpegError:
+        return None  # iter_frames names the problem when the crops are cut
+    return float(rate) if rate and float(rate) > 0 else None
+
+
 def iter_frames(path: str | Path, last: int) -> Iterator[tuple[int, np.ndarray]]:
     """(frame number from 1, RGB uint8 array (H, W, 3)) for frames 1..``last`` (fewer if the video ends)."""
     av = _av()
