@@ -145,6 +145,15 @@ def _bounds(n: int, w: int, r: int) -> tuple[int, int]:
     return start, start + base + (1 if r < extra else 0)
 
 
+def sum_across_ranks(values: list[float]) -> list[float]:
+    """Each number summed over the ranks (per-rank counts and sums made whole, e.g. training accuracy)."""
+    if not active():
+        return [float(v) for v in values]
+    t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
+    dist.all_reduce(t)
+    return t.cpu().tolist()
+
+
 def all_gather_tensor(x: torch.Tensor) -> torch.Tensor:
     """Every rank's ``x`` (same shape on all ranks) stacked along dim 0, in rank order."""
     if not active():

@@ -191,9 +191,12 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
             stats.images += len(batch)
             if progress and b % 10 == 0:
                 bar.set_postfix(loss=f"{float(torch.stack(losses[-10:]).mean()):.3f}")
-        stats.loss.append(float(torch.stack(losses).mean()))
-        if seen:
-            stats.accuracy.append(float(correct) / seen)
+        # under torchrun each rank saw its share of every batch: the epoch's figures are over all of them
+        loss_sum, hits, total, steps = distributed.sum_across_ranks(
+            [float(torch.stack(losses).sum()) if losses else 0.0, float(correct), seen, len(losses)])
+        stats.loss.append(loss_sum / max(steps, 1))
+        if total:
+            stats.accuracy.append(hits / total)
         stats.epochs += 1
     stats.seconds = time.perf_counter() - start
     distributed.check_in_sync(model)
