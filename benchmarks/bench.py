@@ -308,6 +308,11 @@ def bench_accuracy(args) -> None:
     lines = []
     seen_targets: set[str] = set()
     for path, cfg, rows in load_runs(args.runs):
+        if args.at_round is not None:  # one budget for every row: each run read up to the same round
+            rows = [r for r in rows if r["round"] <= args.at_round]
+            if rows[-1]["round"] < args.at_round:
+                print(f"{path}: skipped, it has {rows[-1]['round']} of the {args.at_round} rounds asked", file=sys.stderr)
+                continue
         first, last = rows[0], rows[-1]
         target = Path(cfg["data"]["target"]).name
         if target not in seen_targets:  # round 0 of any run is the direct transfer of the source model
@@ -320,6 +325,8 @@ def bench_accuracy(args) -> None:
         rel = " → ".join(f"{100 * r['reliable_fraction']:.0f}" for r in rows if "reliable_fraction" in r)
         prec = " → ".join(f"{100 * r['reliable_pair_precision']:.0f}" for r in rows if "reliable_pair_precision" in r)
         preset, changes = closest_preset(cfg)
+        if args.at_round is not None:  # the row's budget is --at-round, whatever length the run had
+            changes = [c for c in changes if not c.startswith("--set loop.max_rounds=")]
         method = cfg["method"].upper() + " " + " ".join(f"`{e}`" for e in
                                                         ([f"--preset {preset}"] if preset != "quick" else []) + changes)
         lines.append(f"| {method} | {Path(cfg['data']['target']).name} | {first.get('rank1', 0):.1f} / {first.get('mAP', 0):.1f} | "
@@ -329,7 +336,7 @@ def bench_accuracy(args) -> None:
     write_section(args.section, f"""## {args.title}
 Machine: {machine()}. Seed 0. Each row is one run of
 `progreid adapt --method M --preset quick --target ../shared/data/T --weights ../shared/data/weights/osnet_x0_25_msmt17.pth --out runs/NAME [EXTRA]`
-(EXTRA in the method column, with `--preset paper` in place of `quick` where it names one), then `python benchmarks/bench.py accuracy runs/NAME ...{'' if args.section == 'accuracy' else ' --section ' + args.section + ' --title "..."'}`. mAP per round,
+(EXTRA in the method column, with `--preset paper` in place of `quick` where it names one), then `python benchmarks/bench.py accuracy runs/NAME ...{'' if args.section == 'accuracy' else ' --section ' + args.section + ' --title "..."'}{'' if args.at_round is None else f' --at-round {args.at_round}'}`.{'' if args.at_round is None else f' Every row is read at round {args.at_round} (one budget), also where its run went on.'} mAP per round,
 reliable fraction per round and reliable-set pair precision per round (a ground-truth diagnostic the method
 never sees). TCUL needs frame ids, which cuhk03-mini does not have.
 
@@ -434,6 +441,7 @@ def main() -> None:
         sub.add_parser(name).add_argument("runs", nargs="+")
     acc = sub.choices["accuracy"]
     acc.add_argument("--section", default="accuracy", help="BENCHMARKS.md section to (re)write")
+    acc.add_argument("--at-round", type=int, help="read every run up to this round (one budget per row)")
     acc.add_argument("--title", default="5. Accuracy: MSMT17 → target, OSNet x0.25 (`osnet_x0_25_msmt17.pth`)")
     sw = sub.add_parser("sweep")
     for a in ("name", "folder"):
