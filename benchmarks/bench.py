@@ -259,15 +259,19 @@ Machine: {machine()}. Command: `python benchmarks/bench.py rounds RUN ...` over 
 
 def preset_changes(cfg: dict, preset: str = "quick") -> list[str]:
     """The command-line options that turn the method's preset into this run's config (the EXTRA column)."""
-    from progreid.config import Config, load_config, migrate
+    import dataclasses
+
+    from progreid.config import Config, StagesConfig, load_config, migrate
+    from progreid.engine.stages import all_reads, unread_settings
 
     cfg = migrate(cfg)  # runs written before the stages section
     base = json.loads(json.dumps(load_config(cfg["method"], preset).to_dict()))  # tuples -> lists, as in YAML
     code_default = json.loads(json.dumps(Config().to_dict()))
     skip = {"data", "seed", "device"}
-    stages = cfg.get("stages", {})
-    temporal = stages.get("select") == "temporal" or stages.get("pseudo_label") == "temporal_dbscan"
-    unread = set() if temporal else {("select", "frame_window")}  # a setting no stage of the run reads
+    stages = {k: v for k, v in cfg.get("stages", {}).items() if k in {f.name for f in dataclasses.fields(StagesConfig)}}
+    stages["after_round"] = tuple(stages.get("after_round", ()))
+    # settings no stage of the run reads are not differences that made its result
+    unread = {tuple(key.split(".", 1)) for key in unread_settings(StagesConfig(**stages), all_reads())}
     changes = []
     for section, values in base.items():
         if section in skip or not isinstance(values, dict):

@@ -96,3 +96,26 @@ def test_a_budget_cut_to_an_untested_round_gets_that_rounds_test(target, tmp_pat
     fresh = adapt(load_config("pul", "quick", overrides=[*over[:-2], "loop.max_rounds=3", "loop.eval_every=2"]),
                   tmp_path / "fresh", progress=False, log=lambda s: None)
     assert rows[3]["mAP"] == fresh[3]["mAP"] and rows[3]["reliable"] == fresh[3]["reliable"]
+
+
+def test_settings_no_stage_of_the_run_reads_are_named(capsys):
+    from progreid.cli import _note_unread_settings
+    from progreid.engine.stages import unread_settings
+
+    keys = ["select.frame_window", "select.lam", "train.lr", "cluster.link_blend", "cluster.center_update"]
+    assert unread_settings(load_config("pul", "quick").stages, keys) == [
+        "select.frame_window", "cluster.link_blend", "cluster.center_update"]  # train.lr: every run reads it
+    assert unread_settings(load_config("tcul", "quick").stages, keys) == ["select.lam", "cluster.link_blend"]
+    assert unread_settings(load_config("tcc", "quick").stages, keys) == ["select.lam", "cluster.center_update"]
+
+    @PSEUDO_LABELERS.register("window_aware", reads=("select.frame_window",))
+    def window_aware(ctx, state, features, seed): ...
+
+    try:
+        cfg = load_config("pul", "quick", overrides=["stages.pseudo_label=window_aware"])
+        assert unread_settings(cfg.stages, keys) == ["cluster.link_blend", "cluster.center_update"]
+    finally:
+        PSEUDO_LABELERS.remove("window_aware")
+    _note_unread_settings(load_config("pul", "quick"), ["select.frame_window=50", "train.lr=0.01"])
+    err = capsys.readouterr().err
+    assert "--set select.frame_window has no effect" in err and "select=similarity" in err and "train.lr" not in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from progreid.config import METHODS
@@ -40,6 +41,18 @@ def _run_overrides(args: argparse.Namespace) -> list[str]:
              "stages.select": getattr(args, "select", None), "semi.labeled_csv": getattr(args, "labeled_csv", None),
              "semi.labeled_ids": getattr(args, "labeled_ids", None), "seed": args.seed, "device": args.device}
     return [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
+
+
+def _note_unread_settings(cfg, overrides: list[str]) -> None:
+    """Say which --set settings no stage of this run reads (they would otherwise do nothing, silently)."""
+    from progreid.engine.stages import unread_settings
+
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun, rank 0 says it once
+    s = cfg.stages
+    stages = f"pseudo_label={s.pseudo_label}, select={s.select}, fine_tune={s.fine_tune}"
+    for key in unread_settings(s, [o.split("=", 1)[0].strip() for o in overrides]):
+        print(f"note: --set {key} has no effect: no stage of this run reads it ({stages})", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
         from progreid.engine.adapt import adapt
 
         cfg = load_config(args.method, args.preset, args.config, _run_overrides(args))
+        _note_unread_settings(cfg, args.overrides)
         from progreid import distributed
 
         try:

@@ -15,14 +15,18 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Named implementations of one stage; ``check`` (optional, per name) validates a run before work."""
+    """Named implementations of one stage; ``check`` (optional, per name) validates a run before work;
+    ``reads`` names the settings only that implementation uses (``select.frame_window``), so a setting
+    no stage of a run reads can be pointed out instead of silently doing nothing."""
 
     def __init__(self, stage: str):
         self.stage = stage
         self._entries: dict[str, T] = {}
         self._checks: dict[str, Callable[..., None]] = {}
+        self._reads: dict[str, tuple[str, ...]] = {}
 
-    def register(self, name: str, check: Callable[..., None] | None = None) -> Callable[[T], T]:
+    def register(self, name: str, check: Callable[..., None] | None = None,
+                 reads: tuple[str, ...] = ()) -> Callable[[T], T]:
         """Decorator: ``@PSEUDO_LABELERS.register("kmeans")``. A name can be registered once."""
 
         def add(obj: T) -> T:
@@ -31,6 +35,7 @@ class Registry(Generic[T]):
             self._entries[name] = obj
             if check is not None:
                 self._checks[name] = check
+            self._reads[name] = tuple(reads)
             return obj
 
         return add
@@ -38,6 +43,14 @@ class Registry(Generic[T]):
     def remove(self, name: str) -> None:
         self._entries.pop(name, None)
         self._checks.pop(name, None)
+        self._reads.pop(name, None)
+
+    def reads(self, name: str) -> tuple[str, ...]:
+        """The settings ``name`` declared it reads (dotted keys)."""
+        return self._reads.get(name, ())
+
+    def all_reads(self) -> set[str]:
+        return {key for keys in self._reads.values() for key in keys}
 
     def get(self, name: str) -> T:
         if name not in self._entries:

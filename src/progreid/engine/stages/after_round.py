@@ -25,7 +25,8 @@ def _needs_moving_centers(ctx: RunContext) -> None:
                             "Fix: drop center_update or use moving_centers.")
 
 
-@AFTER_ROUND.register("center_update", check=_needs_moving_centers)
+@AFTER_ROUND.register("center_update", check=_needs_moving_centers,
+                      reads=("cluster.center_update", "cluster.beta"))
 def move_centers(ctx: RunContext, state: RunState, pseudo: PseudoLabels) -> dict[str, Any]:
     """TCUL (eq. 6-7): c_k <- c_k - lambda_c * sum_{l_i = k} (c_k - f_i) / (beta + n_k), with the
     features of the fine-tuned model (kept in ``state.features`` for the next round's labels)."""

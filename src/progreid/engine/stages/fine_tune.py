@@ -62,7 +62,8 @@ def _needs_contrast_loss(ctx: RunContext) -> None:
                             f"{ctx.cfg.train.loss!r}. Fix: --set train.loss=contrast.")
 
 
-@FINE_TUNERS.register("cluster_memory", check=_needs_contrast_loss)
+@FINE_TUNERS.register("cluster_memory", check=_needs_contrast_loss,
+                      reads=("train.temperature", "train.memory_momentum", "train.memory"))
 def contrast_with_memory(ctx: RunContext, state: RunState, indices: np.ndarray, classes: np.ndarray,
                          seed: int) -> FitStats:
     """Cluster contrast: a memory of the clusters' normalised centroids (features of the model that

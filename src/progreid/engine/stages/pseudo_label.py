@@ -52,6 +52,11 @@ def num_clusters(k: str | int, n: int) -> int:
     return k
 
 
+
+# the settings each pseudo-labeller reads (cluster.k auto counts clusters with the density keys)
+DENSITY_KEYS = ("cluster.k1", "cluster.k2", "cluster.eps", "cluster.min_samples")
+KMEANS_KEYS = ("cluster.k", "cluster.max_iter", "cluster.tol", "cluster.rtol", "cluster.normalize", *DENSITY_KEYS)
+
 def _check_k(ctx: RunContext) -> None:
     if ctx.cfg.cluster.k != "auto":
         num_clusters(ctx.cfg.cluster.k, len(ctx.pool))
@@ -71,7 +76,7 @@ def chosen_k(ctx: RunContext, state: RunState, features: np.ndarray) -> tuple[in
     return int(state.arrays["num_clusters"][0]), {"k_auto": int(state.arrays["num_clusters"][0])}
 
 
-@PSEUDO_LABELERS.register("kmeans", check=_check_k)
+@PSEUDO_LABELERS.register("kmeans", check=_check_k, reads=KMEANS_KEYS)
 def kmeans_labels(ctx: RunContext, state: RunState, features: np.ndarray, seed: int) -> PseudoLabels:
     """PUL: k-means (k-means++ seeding) on the current model's features, anew every round."""
     c = ctx.cfg.cluster
@@ -80,7 +85,7 @@ def kmeans_labels(ctx: RunContext, state: RunState, features: np.ndarray, seed: 
     return PseudoLabels(km.labels, km.centers, "euclidean", info)
 
 
-@PSEUDO_LABELERS.register("moving_centers", check=_check_k)
+@PSEUDO_LABELERS.register("moving_centers", check=_check_k, reads=KMEANS_KEYS)
 def moving_center_labels(ctx: RunContext, state: RunState, features: np.ndarray, seed: int) -> PseudoLabels:
     """TCUL (eq. 1-2): k-means in the first round only; afterwards each sample takes the label of the
     most cosine-similar center, the centers moving between rounds (``after_round: center_update``)."""
@@ -107,7 +112,7 @@ def _check_eps(ctx: RunContext) -> None:
         parse_eps(ctx.cfg.cluster.eps)
 
 
-@PSEUDO_LABELERS.register("dbscan", check=_check_eps)
+@PSEUDO_LABELERS.register("dbscan", check=_check_eps, reads=DENSITY_KEYS)
 def density_labels(ctx: RunContext, state: RunState, features: np.ndarray, seed: int) -> PseudoLabels:
     """Cluster contrast: DBSCAN on the k-reciprocal Jaccard distance (``cluster.k1``, ``k2``, ``eps``,
     ``min_samples``); samples in no dense region get label -1 and sit the round out. No K to guess;
@@ -144,7 +149,8 @@ def _check_temporal_dbscan(ctx: RunContext) -> None:
         parse_frame_window(ctx.cfg.select.frame_window)
 
 
-@PSEUDO_LABELERS.register("temporal_dbscan", check=_check_temporal_dbscan)
+@PSEUDO_LABELERS.register("temporal_dbscan", check=_check_temporal_dbscan, reads=(
+    *DENSITY_KEYS, "cluster.link_k", "cluster.link_blend", "cluster.eps_from", "select.frame_window"))
 def temporal_density_labels(ctx: RunContext, state: RunState, features: np.ndarray, seed: int) -> PseudoLabels:
     """tcc (progreid's own): ``dbscan`` after temporal must-links. Crops of one camera and sequence,
     within the camera's frame window and mutual ``cluster.link_k``-nearest neighbours, are put at

@@ -33,7 +33,7 @@ def _check_reference(ctx: RunContext) -> None:
         raise ProgReIDError(f"select.reference {ctx.cfg.select.reference!r}: choose one of {REFERENCES}.")
 
 
-@SELECTORS.register("similarity", check=_check_reference)
+@SELECTORS.register("similarity", check=_check_reference, reads=("select.lam", "select.reference"))
 def by_similarity(ctx: RunContext, features: np.ndarray, pseudo: PseudoLabels) -> Selection:
     """PUL (and SUL): cos(f_i, reference) > ``select.lam``, the reference named by ``select.reference``."""
     return select_similarity(features, pseudo.labels, pseudo.centers, ctx.cfg.select.lam, pseudo.center_metric,
@@ -46,7 +46,7 @@ def _check_temporal(ctx: RunContext) -> None:
         parse_frame_window(ctx.cfg.select.frame_window)
 
 
-@SELECTORS.register("temporal", check=_check_temporal)
+@SELECTORS.register("temporal", check=_check_temporal, reads=("select.frame_window",))
 def by_frame_proximity(ctx: RunContext, features: np.ndarray, pseudo: PseudoLabels) -> Selection:
     """TCUL (eq. 3): within ``select.frame_window`` frames of the (cluster, camera) group's temporary
     center; ``auto`` calibrates the window per camera on the current features (logged in the row)."""
