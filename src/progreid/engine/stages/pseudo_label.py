@@ -52,10 +52,10 @@ def num_clusters(k: str | int, n: int) -> int:
     return k
 
 
-
 # the settings each pseudo-labeller reads (cluster.k auto counts clusters with the density keys)
 DENSITY_KEYS = ("cluster.k1", "cluster.k2", "cluster.eps", "cluster.min_samples")
 KMEANS_KEYS = ("cluster.k", "cluster.max_iter", "cluster.tol", "cluster.rtol", "cluster.normalize", *DENSITY_KEYS)
+
 
 def _check_k(ctx: RunContext) -> None:
     if ctx.cfg.cluster.k != "auto":
