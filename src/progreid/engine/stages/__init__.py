@@ -30,7 +30,6 @@ from __future__ import annotations
 from typing import Iterable
 
 from progreid.config import StagesConfig
-
 from progreid.engine.stages.after_round import AFTER_ROUND
 from progreid.engine.stages.fine_tune import FINE_TUNERS
 from progreid.engine.stages.pseudo_label import PSEUDO_LABELERS, PseudoLabels
