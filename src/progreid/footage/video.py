@@ -22,17 +22,29 @@ def _av():
     return av
 
 
+def _open(path: Path):
+    """The container of ``path``; a file FFmpeg cannot open is a DatasetError naming it and the fix."""
+    av = _av()
+    if not path.is_file():
+        raise DatasetError(f"{path}: video not found. Fix: check the video path.")
+    try:
+        return av.open(str(path))
+    except av.FFmpegError as exc:
+        raise DatasetError(f"{path}: cannot be opened as a video ({exc}). Fix: re-encode it (e.g. ffmpeg -i in "
+                           "-c:v libx264 out.mp4) or drop it from the list.") from None
+
+
+def _video_stream(container, path: Path):
+    if not container.streams.video:
+        raise DatasetError(f"{path}: holds no video stream. Fix: pass the camera's video file.")
+    return container.streams.video[0]
+
+
 def video_fps(path: str | Path) -> float | None:
     """The video stream's frame rate (frames per second), or None where the container does not say."""
-    av = _av()
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                return None
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    except av.FFmpegError:
-        return None  # iter_frames names the problem when the crops are cut
+    with _open(Path(path)) as container:
+        stream = _video_stream(container, Path(path))
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     return float(rate) if rate and float(rate) > 0 else None
 
 
@@ -40,17 +52,8 @@ def iter_frames(path: str | Path, last: int) -> Iterator[tuple[int, np.ndarray]]
     """(frame number from 1, RGB uint8 array (H, W, 3)) for frames 1..``last`` (fewer if the video ends)."""
     av = _av()
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: video not found. Fix: check the video path.")
-    try:
-        container = av.open(str(path))
-    except av.FFmpegError as exc:
-        raise DatasetError(f"{path}: cannot be opened as a video ({exc}). Fix: re-encode it (e.g. ffmpeg -i in "
-                           "-c:v libx264 out.mp4) or drop it from the list.") from None
-    with container:
-        if not container.streams.video:
-            raise DatasetError(f"{path}: holds no video stream. Fix: pass the camera's video file.")
-        stream = container.streams.video[0]
+    with _open(path) as container:
+        stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         number = 0
         try:
