@@ -15,6 +15,7 @@ from progreid.engine.device import resolve_device
 from progreid.engine.evaluate import EvalOptions, evaluate_split
 from progreid.engine.extract import extract_features
 from progreid.evaluation.metrics import RankingMetrics
+from progreid.footage import DEFAULT_STRIDE
 from progreid.models import load_model
 from progreid.models.checkpoint import atomic_write, save_npy
 
@@ -71,7 +72,7 @@ def extract(data: str | Path, arch: str, weights: str | Path | None, out: str | 
 
 
 def crops(out: str | Path, listing: str | Path | None = None, video: str | Path | None = None,
-          tracks: str | Path | None = None, camera: int | None = None, stride: int | str = "0.4s",
+          tracks: str | Path | None = None, camera: int | None = None, stride: int | str = DEFAULT_STRIDE,
           min_height: int = 40):
     """Cut crops from camera videos along tracker tracks into ``out`` (see :mod:`progreid.footage.crops`):
     either a ``listing`` of cameras or one ``video``/``tracks``/``camera``."""

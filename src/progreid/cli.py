@@ -6,9 +6,10 @@ import argparse
 import os
 import sys
 
-from progreid.config import METHODS
+from progreid.config import METHODS, Config
 from progreid.data.layouts import LAYOUTS
 from progreid.errors import ProgReIDError
+from progreid.footage import DEFAULT_STRIDE
 from progreid.models import ARCHS
 
 
@@ -43,7 +44,7 @@ def _run_overrides(args: argparse.Namespace) -> list[str]:
     return [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
 
 
-def _note_unread_settings(cfg, overrides: list[str]) -> None:
+def _note_unread_settings(cfg: Config, overrides: list[str]) -> None:
     """Say which --set settings no stage of this run reads (they would otherwise do nothing, silently)."""
     from progreid.engine.stages import unread_settings
 
@@ -123,9 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera", type=int, help="its camera id")
     p.add_argument("--list", dest="listing", help="several cameras: YAML list or CSV 'video,tracks,camera'")
     p.add_argument("--out", required=True, help="dataset folder (crops + manifest.csv); an existing one is appended to")
-    p.add_argument("--stride", default="0.4s",
-                   help="per track, one crop per this much time: seconds (0.4s, the default, converted with each "
-                        "video's frame rate) or frames (10)")
+    p.add_argument("--stride", default=DEFAULT_STRIDE,
+                   help=f"per track, one crop per this much time: seconds ({DEFAULT_STRIDE}, the default, converted "
+                        "with each video's frame rate) or frames (10)")
     p.add_argument("--min-height", type=int, default=40, help="drop boxes lower than this, in pixels (default 40)")
 
     p = sub.add_parser("export", help="write a run's adapted model for trackers/deployment: torchreid, onnx, torchscript")

@@ -27,6 +27,7 @@ from PIL import Image
 
 from progreid.data.layouts import MANIFEST_COLUMNS, MANIFEST_NAME
 from progreid.errors import DatasetError
+from progreid.footage import DEFAULT_STRIDE
 from progreid.footage.tracks import Box, read_tracks
 from progreid.footage.video import iter_frames, video_fps
 from progreid.models.checkpoint import atomic_write
@@ -157,9 +158,6 @@ def _write_manifest(manifest: Path, header: list[str], rows: list[dict[str, str]
 
 def _video_key(video: Path) -> dict[str, object]:
     return {"video": str(video.resolve()), "bytes": video.stat().st_size}
-
-
-DEFAULT_STRIDE = "0.4s"  # 10 frames at 25 fps: a step a walking person's look changes over
 
 
 def parse_stride(stride: int | float | str) -> tuple[float, str]:
