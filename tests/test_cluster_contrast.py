@@ -105,6 +105,26 @@ def test_auto_eps_finds_the_radius_with_the_most_clusters_and_pruning_keeps_labe
     assert (dbscan(within(dist, 0.85), eps, 4) == labels).all()
 
 
+def test_k_auto_is_the_default_counts_the_identities_once_and_fails_clearly_on_featureless_data():
+    from types import SimpleNamespace
+
+    from progreid.config import load_config
+    from progreid.engine.stages.pseudo_label import chosen_k
+    from progreid.errors import ProgReIDError
+
+    x, ids = blobs(20, 10, noise=0.6, seed=3)
+    cfg = load_config("pul", "quick", overrides=["cluster.k1=20"])
+    assert cfg.cluster.k == "auto"
+    ctx = SimpleNamespace(cfg=cfg, device=torch.device("cpu"))
+    state = SimpleNamespace(arrays={})
+    k, info = chosen_k(ctx, state, x)
+    assert 14 <= k <= 26 and info == {"k_auto": k}  # 20 identities, never told
+    # estimated once, from the first round's features: later rounds (and a resume) keep it
+    assert chosen_k(ctx, state, np.repeat(x[:1], len(x), 0))[0] == k
+    with pytest.raises(ProgReIDError, match="cluster.k auto.*Fix: give cluster.k a number"):
+        chosen_k(ctx, SimpleNamespace(arrays={}), np.random.default_rng(0).standard_normal((12, 16)).astype(np.float32))
+
+
 def test_memory_update_and_loss_follow_their_formulas():
     mem0 = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], np.float32)
     mem = ClusterMemory(mem0, temperature=0.1, momentum=0.2)

@@ -54,8 +54,9 @@ class StagesConfig:
 
 @dataclass
 class ClusterConfig:
-    k: str = "0"                # number of clusters; 0 = one per 16 training images; auto: estimated from the
-                                # unlabeled features (clusters of a density clustering; cluster/density.py)
+    k: str = "auto"             # number of clusters; auto: estimated once from the unlabeled features (the
+                                # cluster count of a density clustering, cluster/density.py); 0 = one per 16
+                                # training images (Market-1501's habit); or a number
     max_iter: int = 300
     tol: float = 1e-4           # sklearn's center-shift tolerance
     rtol: float = 1e-4          # stop once an iteration lowers the inertia by less than this fraction

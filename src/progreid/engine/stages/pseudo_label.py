@@ -23,7 +23,7 @@ from progreid.memory import centroids
 from progreid.registry import Registry
 from progreid.temporal import blend_along_links, must_links, parse_frame_window
 
-IMAGES_PER_CLUSTER = 16  # K = N / 16 when cluster.k = 0 (Market-1501 has ~17 images per identity)
+IMAGES_PER_CLUSTER = 16  # K = N / 16 when cluster.k = 0 (Market-1501 has ~17 images per identity; the default is auto)
 
 
 @dataclass
@@ -72,7 +72,12 @@ def chosen_k(ctx: RunContext, state: RunState, features: np.ndarray) -> tuple[in
     if "num_clusters" not in state.arrays:
         dist = jaccard_distance(features, c.k1, c.k2, ctx.device)
         eps, counts = auto_eps(dist, c.min_samples)
-        state.arrays["num_clusters"] = np.array([max(2, min(counts[eps], len(features)))], np.int64)
+        if counts[eps] < 2:
+            raise ProgReIDError(
+                f"cluster.k auto: the {len(features)} unlabeled images hold {counts[eps]} dense groups at any radius "
+                f"(DBSCAN, min_samples {c.min_samples}), too few to count people by. Fix: give cluster.k a number, "
+                f"or cluster.k=0 for one cluster per {IMAGES_PER_CLUSTER} images.")
+        state.arrays["num_clusters"] = np.array([min(counts[eps], len(features))], np.int64)
     return int(state.arrays["num_clusters"][0]), {"k_auto": int(state.arrays["num_clusters"][0])}
 
 
