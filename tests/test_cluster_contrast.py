@@ -112,7 +112,7 @@ def test_k_auto_is_the_default_counts_the_identities_once_and_fails_clearly_on_f
     from progreid.engine.stages.pseudo_label import chosen_k
     from progreid.errors import ProgReIDError
 
-    x, ids = blobs(20, 10, noise=0.6, seed=3)
+    x, _ = blobs(20, 10, noise=0.6, seed=3)
     cfg = load_config("pul", "quick", overrides=["cluster.k1=20"])
     assert cfg.cluster.k == "auto"
     ctx = SimpleNamespace(cfg=cfg, device=torch.device("cpu"))

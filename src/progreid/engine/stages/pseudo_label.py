@@ -77,8 +77,9 @@ def chosen_k(ctx: RunContext, state: RunState, features: np.ndarray) -> tuple[in
                 f"cluster.k auto: the {len(features)} unlabeled images hold {counts[eps]} dense groups at any radius "
                 f"(DBSCAN, min_samples {c.min_samples}), too few to count people by. Fix: give cluster.k a number, "
                 f"or cluster.k=0 for one cluster per {IMAGES_PER_CLUSTER} images.")
-        state.arrays["num_clusters"] = np.array([min(counts[eps], len(features))], np.int64)
-    return int(state.arrays["num_clusters"][0]), {"k_auto": int(state.arrays["num_clusters"][0])}
+        state.arrays["num_clusters"] = np.array([counts[eps]], np.int64)  # DBSCAN's count never exceeds N
+    k = int(state.arrays["num_clusters"][0])
+    return k, {"k_auto": k}
 
 
 @PSEUDO_LABELERS.register("kmeans", check=_check_k, reads=KMEANS_KEYS)
