@@ -225,8 +225,8 @@ def test_tcc_without_frames_fails_like_tcul_and_cc_runs_there(network, tmp_path)
         adapt(contrast_cfg("tcc", target, weights), tmp_path / "tcc", progress=False)
 
 
-@pytest.mark.parametrize("override,message", [("cluster.eps_from=blended", r"cluster.eps_from 'blended'"),
-                                              ("cluster.link_blend=1.5", r"cluster.link_blend 1.5")])
+@pytest.mark.parametrize("override,message", [("cluster.eps_from=blended", r"cluster.eps_from='blended'"),
+                                              ("cluster.link_blend=1.5", r"cluster.link_blend=1.5")])
 def test_tcc_options_out_of_range_fail_before_any_work(network, tmp_path, override, message):
     paths, weights = network
     with pytest.raises(ProgReIDError, match=message):

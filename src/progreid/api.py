@@ -14,14 +14,72 @@ from progreid.data.records import Record
 from progreid.engine.device import resolve_device
 from progreid.engine.evaluate import EvalOptions, evaluate_split
 from progreid.engine.extract import extract_features
+from progreid.errors import ProgReIDError
+from progreid.folder_lock import ensure_writable_folder
 from progreid.evaluation.metrics import RankingMetrics
 from progreid.footage import DEFAULT_STRIDE
 from progreid.models import load_model
 from progreid.models.checkpoint import atomic_write, save_npy
 
-__all__ = ["crops", "evaluate", "export", "extract", "load_model", "rank", "write_json", "write_records_csv"]
+__all__ = ["adapt_config", "crops", "evaluate", "export", "extract", "load_model", "rank", "require_new_folder",
+           "require_new_file", "write_json", "write_records_csv"]
 
 EXPORT_FORMATS = ("torchreid", "onnx", "torchscript")
+
+
+def adapt_config(out: str | Path, method: str | None = None, preset: str | None = None,
+                 file: str | Path | None = None, overrides: list[str] | None = None, resume: bool = False,
+                 max_rounds: int | None = None):
+    """The config an ``adapt`` call asks for, and its round budget for ``--resume``.
+
+    A new run: the method's preset (``pul``, ``paper`` unless named), the file, the overrides. A
+    resumed run: the config saved in ``out`` with only what was given explicitly applied, so that
+    the run folder can name each setting that differs from the run's own (and refuse it); a
+    ``loop.max_rounds`` given there extends the run like ``--max-rounds``."""
+    import copy
+
+    from progreid.config import load_config, merge, parse_override, read_config_file
+    from progreid.engine.rundir import RunDir
+    from progreid.options import validate
+
+    overrides = list(overrides or [])
+    run = RunDir(out)
+    if not (resume and run.config_file.is_file()):
+        return load_config(method or "pul", preset or "paper", file, overrides), max_rounds
+    saved = run.saved_config()
+    cfg = copy.deepcopy(saved)
+    cfg.method = method or cfg.method
+    cfg.preset = preset or cfg.preset
+    if file:
+        merge(cfg, read_config_file(file), str(file))
+    for text in overrides:
+        merge(cfg, parse_override(text), f"override {text!r}")
+    validate(cfg)
+    if max_rounds is None and cfg.loop.max_rounds != saved.loop.max_rounds:
+        max_rounds = cfg.loop.max_rounds
+    cfg.loop.max_rounds = saved.loop.max_rounds
+    return cfg, max_rounds
+
+
+def require_new_file(path: str | Path, force: bool = False, option: str = "--out") -> Path:
+    """``path`` as a file to write: an existing file is kept unless ``force``; a folder there is an error."""
+    path = Path(path)
+    if path.is_dir():
+        raise ProgReIDError(f"{option} {path}: is a folder, and a file is needed here. Fix: give a file name.")
+    if path.exists() and not force:
+        raise ProgReIDError(f"{option} {path}: already exists. Fix: choose another name, or pass --force to "
+                            "replace it.")
+    ensure_writable_folder(path.parent if str(path.parent) else Path("."), option)
+    return path
+
+
+def require_new_folder(path: str | Path, force: bool = False, option: str = "--out") -> Path:
+    """``path`` as a folder to write into: one holding files is refused unless ``force``."""
+    path = Path(path)
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise ProgReIDError(f"{option} {path}: already holds files. Fix: choose a new or empty folder, or pass "
+                            "--force to write into it.")
+    return ensure_writable_folder(path, option)
 
 
 def evaluate(data: str | Path, arch: str, weights: str | Path | None, layout: str = "auto",
@@ -43,13 +101,16 @@ def evaluate(data: str | Path, arch: str, weights: str | Path | None, layout: st
 def extract(data: str | Path, arch: str, weights: str | Path | None, out: str | Path,
             parts: tuple[str, ...] = ("train", "query", "gallery"), layout: str = "auto",
             batch_size: int = 0, size: tuple[int, int] = (256, 128), device: str = "auto",
-            progress: bool = True, onnx: str | Path | None = None) -> dict[str, Path]:
+            progress: bool = True, onnx: str | Path | None = None, force: bool = False) -> dict[str, Path]:
     """Write ``{part}_features.npy`` and ``{part}_records.csv`` for each part; return the .npy paths.
 
     ``onnx``: compute the features with onnxruntime from an exported model (its input size from its
-    metadata) instead of torch, as a deployment would."""
+    metadata) instead of torch, as a deployment would. Features already in ``out`` are kept unless ``force``."""
     split = load_dataset(data, layout)
     require_parts(split, *parts)
+    ensure_writable_folder(out)
+    for part in parts:
+        require_new_file(Path(out) / f"{part}_features.npy", force)
     if onnx:
         from progreid.export.onnx_format import input_size, onnx_features
 
@@ -73,11 +134,14 @@ def extract(data: str | Path, arch: str, weights: str | Path | None, out: str | 
 
 def crops(out: str | Path, listing: str | Path | None = None, video: str | Path | None = None,
           tracks: str | Path | None = None, camera: int | None = None, stride: int | str = DEFAULT_STRIDE,
-          min_height: int = 40):
+          min_height: int = 40, force: bool = False):
     """Cut crops from camera videos along tracker tracks into ``out`` (see :mod:`progreid.footage.crops`):
-    either a ``listing`` of cameras or one ``video``/``tracks``/``camera``."""
-    from progreid.errors import ProgReIDError
-    from progreid.footage.crops import CameraFootage, cut_crops, read_listing
+    either a ``listing`` of cameras or one ``video``/``tracks``/``camera``. A crops folder made before
+    is appended to; a folder holding anything else is refused unless ``force``."""
+    from progreid.footage.crops import SOURCES_NAME, CameraFootage, cut_crops, read_listing
+
+    if not (Path(out) / SOURCES_NAME).is_file():
+        require_new_folder(out, force)
 
     if listing and (video or tracks or camera is not None):
         raise ProgReIDError("give either --list or --video/--tracks/--camera, not both.")
@@ -91,32 +155,37 @@ def crops(out: str | Path, listing: str | Path | None = None, video: str | Path 
 
 
 def export(source: str | Path, fmt: str, out: str | Path, arch: str | None = None, round_: int | None = None,
-           check_images: str | Path | None = None, size: tuple[int, int] | None = None) -> dict[str, object]:
+           check_images: str | Path | None = None, size: tuple[int, int] | None = None,
+           force: bool = False) -> dict[str, object]:
     """Write a run's (or bare weights') model as ``fmt``; ONNX is checked against torch on crops.
+    An existing output file is kept unless ``force``.
 
     Returns {"path": written file, "max_abs_difference": onnx vs torch (onnx only), "checked_on": ...}."""
-    from progreid.errors import ProgReIDError
     from progreid.export.source import load_export_source
 
     if fmt not in EXPORT_FORMATS:
         raise ProgReIDError(f"--format {fmt!r}: choose one of {list(EXPORT_FORMATS)}.")
+    from progreid.export.naming import export_path
+
     src = load_export_source(source, arch, round_, size)
-    Path(out).mkdir(parents=True, exist_ok=True) if not Path(out).suffix else None
+    path, note = export_path(fmt, out, src.arch, src.file_stem)
+    require_new_file(path, force)
+    done: dict[str, object] = {"path": path, "note": note}
     if fmt == "torchreid":
         from progreid.export.torchreid_format import write_torchreid
 
-        return {"path": write_torchreid(src, out)}
+        return {**done, "path": write_torchreid(src, path)}
     if fmt == "torchscript":
         from progreid.export.torchscript_format import write_torchscript
 
-        return {"path": write_torchscript(src, out)}
+        return {**done, "path": write_torchscript(src, path)}
     from progreid.export.onnx_format import max_difference, write_onnx
 
-    path = write_onnx(src, out)
+    write_onnx(src, path)
     paths, checked_on = _check_crops(check_images)
     images = load_images(paths, src.size, progress=False, use_cache=False) if paths else \
         np.random.default_rng(0).integers(0, 256, (8, *src.size, 3), dtype=np.uint8)
-    return {"path": path, "max_abs_difference": max_difference(src, path, images),
+    return {**done, "max_abs_difference": max_difference(src, path, images),
             "checked_on": checked_on if paths else "8 random images (pass --check-images DIR for real crops)"}
 
 
@@ -129,12 +198,14 @@ def _check_crops(folder: str | Path | None, n: int = 32) -> tuple[list[str], str
 
 def rank(weights: str | Path, query: str | Path, gallery: str | Path, out: str | Path, arch: str | None = None,
          top: int = 10, max_queries: int = 50, size: tuple[int, int] | None = None, device: str = "auto",
-         progress: bool = True) -> Path:
-    """A page of ranked lists for plain folders of crops (no labels), from a run folder or weights."""
+         progress: bool = True, round_: int | None = None, force: bool = False) -> Path:
+    """A page of ranked lists for plain folders of crops (no labels), from a run folder (its last
+    finished round, or ``round_``) or weights. An existing page is kept unless ``force``."""
     from progreid.export.source import load_export_source
     from progreid.report.rank_page import write_rank_page
 
-    src = load_export_source(weights, arch, None, size)
+    require_new_file(out, force)
+    src = load_export_source(weights, arch, round_, size)
     q_paths = [str(p) for p in image_files(query, recursive=True)][:max_queries]
     g_paths = [str(p) for p in image_files(gallery, recursive=True)]
     dev = resolve_device(device)

@@ -6,11 +6,25 @@ import argparse
 import os
 import sys
 
-from progreid.config import METHODS, Config
+from progreid.config import METHODS, Config, DataConfig, SemiConfig, LoopConfig
 from progreid.data.layouts import LAYOUTS
 from progreid.errors import ProgReIDError
 from progreid.footage import DEFAULT_STRIDE
 from progreid.models import ARCHS
+from progreid.options import Check, check_of, flag
+
+# numeric flags take the range of the config key they set, or one of their own: checked before any work
+SIDE = check_of(DataConfig, "height")
+AT_LEAST_1 = Check(integer=True, ge=1)
+AT_LEAST_0 = Check(integer=True, ge=0)
+PORT = Check(integer=True, ge=0, le=65535)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``progreid adapt: error: ...``), exit code 2, no usage dump."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}. See `{self.prog} --help`.\n")
 
 
 def _add_data(p: argparse.ArgumentParser, flag: str = "--data") -> None:
@@ -22,17 +36,19 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="osnet_x0_25", choices=ARCHS, help="backbone (default: osnet_x0_25)")
     p.add_argument("--weights", help="weights file: .pth / .pth.tar / .safetensors (torchreid or torchvision keys)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--batch-size", type=int, default=0, help="images per forward pass (0: 32 on CPU, 256 on GPU)")
-    p.add_argument("--height", type=int, default=256)
-    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--batch-size", type=flag("--batch-size", AT_LEAST_0), default=0,
+                   help="images per forward pass (0: 32 on CPU, 256 on GPU)")
+    p.add_argument("--height", type=flag("--height", SIDE), default=256)
+    p.add_argument("--width", type=flag("--width", SIDE), default=128)
 
 
 def _add_common_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file merged over the preset")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set train.epochs=5 (repeatable)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=flag("--seed", AT_LEAST_0))
     p.add_argument("--device", help="auto, cpu, cuda ...")
+    p.add_argument("--force", action="store_true", help="write into an --out folder that holds other files")
 
 
 def _run_overrides(args: argparse.Namespace) -> list[str]:
@@ -57,10 +73,10 @@ def _note_unread_settings(cfg: Config, overrides: list[str]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="progreid", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = Parser(prog="progreid", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress bars (also off when stderr is not a terminal); round summaries stay")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("datasets", help="print a dataset's statistics table (checks the layout)")
     _add_data(p)
@@ -73,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flip", action="store_true", help="average features with the mirrored image")
     p.add_argument("--json", dest="json_out", help="also write the metrics (percent) to this JSON file")
 
-    p = sub.add_parser("adapt", help="adapt a model to an unlabeled target (PUL, SUL, TCUL)")
-    p.add_argument("--method", default="pul", choices=list(METHODS))
-    p.add_argument("--preset", default="paper", help="paper (the paper's settings) or quick (CPU-sized)")
+    p = sub.add_parser("adapt", help=f"adapt a model to an unlabeled target ({', '.join(METHODS)})")
+    p.add_argument("--method", choices=list(METHODS), help="default: pul (a resumed run keeps its own)")
+    p.add_argument("--preset", help="paper (the paper's settings; the default) or quick (CPU-sized)")
     p.add_argument("--target", help="target dataset folder (its train split is used without labels)")
     p.add_argument("--layout", default=None, choices=["auto", *sorted(LAYOUTS)])
     p.add_argument("--arch", choices=ARCHS)
@@ -83,11 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder (config, metrics.jsonl, checkpoints, plots)")
     p.add_argument("--select", help="override stages.select: similarity, temporal, all (= no selection), ...")
     p.add_argument("--labeled-csv", help="semi-supervised: CSV 'path,pid' of labeled target images")
-    p.add_argument("--labeled-ids", type=int, help="semi-supervised experiment: labels of N train identities")
+    p.add_argument("--labeled-ids", type=flag("--labeled-ids", check_of(SemiConfig, "labeled_ids")),
+                   help="semi-supervised experiment: labels of N train identities")
     _add_common_run(p)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished round, "
-                   "with the config saved there (config options given here are not applied)")
-    p.add_argument("--max-rounds", type=int, default=None,
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished round "
+                   "that verifies, with the config saved there (an option that differs from it is an error; "
+                   "--max-rounds and --device may change)")
+    p.add_argument("--max-rounds", type=flag("--max-rounds", check_of(LoopConfig, "max_rounds")), default=None,
                    help="with --resume: continue the run (even a finished one) up to this many rounds")
 
     p = sub.add_parser("train", help="supervised training on a labeled source dataset (the original model)")
@@ -103,15 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the whole job on embedded synthetic data (no dataset or weights needed)")
     p.add_argument("--out", default="progreid-demo", help="output folder (default: progreid-demo)")
     p.add_argument("--quick", action="store_true", help="smaller networks and fewer rounds (about 2 minutes)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=flag("--seed", AT_LEAST_0), default=0)
 
     p = sub.add_parser("synth", help="write a synthetic camera network (source/ and target/, Market-1501 layout)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--ids", type=int, default=200, help="identities per domain")
-    p.add_argument("--cameras", type=int, default=None, help="cameras (default 6; 2 with --footage)")
-    p.add_argument("--height", type=int, default=64)
-    p.add_argument("--width", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ids", type=flag("--ids", Check(integer=True, ge=2)), default=200, help="identities per domain")
+    p.add_argument("--cameras", type=flag("--cameras", AT_LEAST_1), default=None,
+                   help="cameras (default 6; 2 with --footage)")
+    p.add_argument("--height", type=flag("--height", SIDE), default=64)
+    p.add_argument("--width", type=flag("--width", SIDE), default=32)
+    p.add_argument("--seed", type=flag("--seed", AT_LEAST_0), default=0)
+    p.add_argument("--force", action="store_true", help="write into an --out folder that holds other files")
     p.add_argument("--footage", action="store_true",
                    help="instead: camera videos with tracker output (cam*.mp4, cam*.txt, cameras.yaml) for `progreid crops`")
 
@@ -121,31 +141,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("crops", help="cut person crops from camera videos along tracker tracks (MOTChallenge text)")
     p.add_argument("--video", help="one camera's video file")
     p.add_argument("--tracks", help="its tracker output: frame,id,left,top,width,height,conf,... per line")
-    p.add_argument("--camera", type=int, help="its camera id")
+    p.add_argument("--camera", type=flag("--camera", AT_LEAST_0), help="its camera id")
     p.add_argument("--list", dest="listing", help="several cameras: YAML list or CSV 'video,tracks,camera'")
     p.add_argument("--out", required=True, help="dataset folder (crops + manifest.csv); an existing one is appended to")
     p.add_argument("--stride", default=DEFAULT_STRIDE,
                    help=f"per track, one crop per this much time: seconds ({DEFAULT_STRIDE}, the default, converted "
                         "with each video's frame rate) or frames (10)")
-    p.add_argument("--min-height", type=int, default=40, help="drop boxes lower than this, in pixels (default 40)")
+    p.add_argument("--min-height", type=flag("--min-height", AT_LEAST_1), default=40,
+                   help="drop boxes lower than this, in pixels (default 40)")
+    p.add_argument("--force", action="store_true", help="write into an --out folder that holds other files "
+                   "(a crops folder made before is appended to without it)")
 
     p = sub.add_parser("export", help="write a run's adapted model for trackers/deployment: torchreid, onnx, torchscript")
     p.add_argument("source", help="run folder (its last finished round) or a weights file (then --arch)")
     p.add_argument("--format", dest="fmt", required=True, choices=["torchreid", "onnx", "torchscript"])
     p.add_argument("--out", required=True, help="output file, or a folder (the file name then carries the arch)")
     p.add_argument("--arch", choices=ARCHS, help="architecture of bare weights")
-    p.add_argument("--round", dest="round_", type=int, help="a run's round to export (default: its last)")
+    p.add_argument("--round", dest="round_", type=flag("--round", AT_LEAST_1),
+                   help="a run's round to export (default: its last)")
     p.add_argument("--check-images", help="onnx: folder of crops to compare onnxruntime with torch on")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
 
     p = sub.add_parser("rank", help="ranked lists for plain folders of crops, as an HTML page")
     p.add_argument("--weights", required=True, help="run folder or weights file (then --arch)")
     p.add_argument("--arch", choices=ARCHS)
     p.add_argument("--query", required=True, help="folder of query crops")
     p.add_argument("--gallery", required=True, help="folder of gallery crops")
+    p.add_argument("--round", dest="round_", type=flag("--round", AT_LEAST_1),
+                   help="a run's round (default: its last)")
     p.add_argument("--out", required=True, help="HTML page to write")
-    p.add_argument("--top", type=int, default=10)
-    p.add_argument("--max-queries", type=int, default=50)
+    p.add_argument("--top", type=flag("--top", AT_LEAST_1), default=10)
+    p.add_argument("--max-queries", type=flag("--max-queries", AT_LEAST_1), default=50)
     p.add_argument("--device", default="auto")
+    p.add_argument("--force", action="store_true", help="replace an existing page")
 
     p = sub.add_parser("extract", help="write features (.npy) and records (.csv) per split")
     _add_data(p)
@@ -153,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--parts", default="train,query,gallery", help="comma-separated subsets")
     p.add_argument("--onnx", help="compute features with onnxruntime from this exported model (instead of --weights)")
+    p.add_argument("--force", action="store_true", help="replace features already in --out")
     return parser
 
 
@@ -176,15 +205,16 @@ def run(args: argparse.Namespace) -> int:
         if args.json_out:
             print(f"wrote {args.json_out}")
     elif args.command == "adapt":
-        from progreid.config import load_config
+        from progreid import distributed
         from progreid.engine.adapt import adapt
 
-        cfg = load_config(args.method, args.preset, args.config, _run_overrides(args))
+        overrides = _run_overrides(args)
+        cfg, max_rounds = api.adapt_config(args.out, args.method, args.preset, args.config, overrides, args.resume,
+                                           args.max_rounds)
         _note_unread_settings(cfg, args.overrides)
-        from progreid import distributed
-
         try:
-            rows = adapt(cfg, args.out, resume=args.resume, progress=progress, max_rounds=args.max_rounds)
+            rows = adapt(cfg, args.out, resume=args.resume, progress=progress, max_rounds=max_rounds,
+                         force=args.force)
         finally:
             main_rank = distributed.is_main()
             distributed.teardown()
@@ -200,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
         from progreid.engine.source import train_source
 
         cfg = load_config("train", args.preset, args.config, _run_overrides(args))
-        train_source(cfg, args.out, progress=progress)
+        train_source(cfg, args.out, progress=progress, force=args.force)
     elif args.command == "demo":
         from progreid.engine.demo import run_demo
 
@@ -208,10 +238,12 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "synth" and args.footage:
         from progreid.footage.synth import write_footage
 
+        api.require_new_folder(args.out, args.force)
         print(f"cameras: {write_footage(args.out, cameras=args.cameras or 2, seed=args.seed)}")
     elif args.command == "synth":
         from progreid.data.synth import generate_network
 
+        api.require_new_folder(args.out, args.force)
         for name, path in generate_network(args.out, args.ids, args.cameras or 6, args.seed, (args.height, args.width)).items():
             print(f"{name}: {path}")
     elif args.command == "report":
@@ -219,23 +251,27 @@ def run(args: argparse.Namespace) -> int:
 
         print(build_report(args.run))
     elif args.command == "crops":
-        result = api.crops(args.out, args.listing, args.video, args.tracks, args.camera, args.stride, args.min_height)
+        result = api.crops(args.out, args.listing, args.video, args.tracks, args.camera, args.stride, args.min_height,
+                           force=args.force)
         print(result.table())
         print(f"manifest: {result.manifest}")
     elif args.command == "export":
-        done = api.export(args.source, args.fmt, args.out, args.arch, args.round_, args.check_images)
+        done = api.export(args.source, args.fmt, args.out, args.arch, args.round_, args.check_images,
+                          force=args.force)
+        if done.get("note"):
+            print(done["note"])
         print(f"wrote {done['path']}")
         if "max_abs_difference" in done:
             print(f"onnxruntime vs torch: max abs feature difference {done['max_abs_difference']:.2e} "
                   f"on {done['checked_on']}")
     elif args.command == "rank":
         page = api.rank(args.weights, args.query, args.gallery, args.out, args.arch, args.top, args.max_queries,
-                        device=args.device, progress=progress)
+                        device=args.device, progress=progress, round_=args.round_, force=args.force)
         print(f"wrote {page}")
     elif args.command == "extract":
         parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
         written = api.extract(args.data, args.arch, args.weights, args.out, parts, args.layout, args.batch_size,
-                              (args.height, args.width), args.device, progress, args.onnx)
+                              (args.height, args.width), args.device, progress, args.onnx, force=args.force)
         for part, path in written.items():
             print(f"{part}: {path}")
     return 0
@@ -247,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     except ProgReIDError as exc:
         print(f"progreid: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a file that vanished, a permission: the file and the reason, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"progreid: error: {where}{exc.strerror or exc}. Fix: free space or fix the path and permissions, "
+              "then run the command again (a run folder resumes with --resume).", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("progreid: interrupted", file=sys.stderr)

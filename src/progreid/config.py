@@ -1,7 +1,9 @@
 """Typed run configuration: dataclass defaults <- method preset (YAML) <- user file <- ``a.b=c``.
 
 Every key of a run is here, so any of them can be set from the command line
-(``--set train.lr=0.01``) and the resolved config is written into the run folder.
+(``--set train.lr=0.01``) and the resolved config is written into the run folder. Each key declares
+its valid values beside its default (:func:`progreid.options.opt`); a resolved config is checked as a
+whole before any work, so an out-of-range value fails naming the key, the value and the range.
 """
 
 from __future__ import annotations
@@ -14,35 +16,72 @@ from typing import Any
 
 import yaml
 
+from progreid.data.images import ImageLimits
 from progreid.data.transforms import AugmentConfig
 from progreid.errors import ProgReIDError
+from progreid.options import opt, validate
 
 METHODS = ("pul", "sul", "tcul", "cc", "tcc")
 PRESET_FILES = (*METHODS, "train")
+
+
+def _layouts() -> tuple[str, ...]:
+    from progreid.data.layouts import LAYOUTS
+
+    return ("auto", *sorted(LAYOUTS))
+
+
+def _archs() -> tuple[str, ...]:
+    from progreid.models.factory import ARCHS
+
+    return tuple(ARCHS)
+
+
+def _references() -> tuple[str, ...]:
+    from progreid.select import REFERENCES
+
+    return REFERENCES
+
+
+def _losses() -> tuple[str, ...]:
+    from progreid.losses import LOSSES
+
+    return LOSSES
+
+
+MIN_INPUT_SIDE = 16  # OSNet pools by 16: a smaller input has no feature map left (ResNet-50 by 16 too, last stride 1)
+IMAGE_SIDE = {"integer": True, "ge": MIN_INPUT_SIDE, "le": 4096}
+POSITIVE_INT = {"integer": True, "ge": 1}
+COUNT = {"integer": True, "ge": 0}
+FRACTION = {"ge": 0, "le": 1}
 
 
 @dataclass
 class DataConfig:
     target: str = ""            # dataset folder; its train split is used WITHOUT labels
     source: str = ""            # labeled source dataset (progreid train only)
-    layout: str = "auto"
-    height: int = 256
-    width: int = 128
-    bad_images: str = "error"   # an unreadable training crop: error (name it and stop) | skip (count it, train without it)
+    layout: str = opt("auto", choices=_layouts)
+    height: int = opt(256, **IMAGE_SIDE)
+    width: int = opt(128, **IMAGE_SIDE)
+    bad_images: str = opt("error", choices=("error", "skip"))  # an unreadable, oversized or tiny crop: error
+                                # (name it and stop) | skip (count it, train without it)
+    max_pixels: int = opt(ImageLimits.max_pixels, **POSITIVE_INT)  # a larger image is refused unread (bombs)
+    min_side: int = opt(ImageLimits.min_side, **POSITIVE_INT)  # a crop narrower or lower than this is refused
 
 
 @dataclass
 class ModelConfig:
-    arch: str = "osnet_x0_25"
+    arch: str = opt("osnet_x0_25", choices=_archs)
     weights: str = ""           # the original (source) model
-    last_stride: int = 1        # ResNet only
-    embedding_dim: int = 0      # ResNet only: 0 = pooled features
+    last_stride: int = opt(1, choices=(1, 2))  # ResNet only
+    embedding_dim: int = opt(0, **COUNT)    # ResNet only: 0 = pooled features
     bn_neck: bool = False       # ResNet only: BatchNorm on the pooled features (cc, tcc); OSNet's fc has its own
 
 
 @dataclass
 class StagesConfig:
-    """Which implementation runs each stage of a round (names from the registries; see ``engine``)."""
+    """Which implementation runs each stage of a round (names from the registries, checked against
+    them before any work: see ``engine``)."""
 
     pseudo_label: str = "kmeans"       # kmeans: every round (PUL) | moving_centers: k-means once, then nearest
                                        # center (TCUL) | dbscan: on the k-reciprocal Jaccard distance (cc)
@@ -54,77 +93,83 @@ class StagesConfig:
 
 @dataclass
 class ClusterConfig:
-    k: str = "auto"             # number of clusters; auto: estimated once from the unlabeled features (the
-                                # cluster count of a density clustering, cluster/density.py); 0 = one per 16
-                                # training images (Market-1501's habit); or a number
-    max_iter: int = 300
-    tol: float = 1e-4           # sklearn's center-shift tolerance
-    rtol: float = 1e-4          # stop once an iteration lowers the inertia by less than this fraction
+    k: str = opt("auto", words=("auto",), **COUNT)  # number of clusters; auto: estimated once from the
+                                # unlabeled features (the cluster count of a density clustering,
+                                # cluster/density.py); 0 = one per 16 training images (Market-1501's habit)
+    max_iter: int = opt(300, **POSITIVE_INT)
+    tol: float = opt(1e-4, ge=0)           # sklearn's center-shift tolerance
+    rtol: float = opt(1e-4, ge=0)          # stop once an iteration lowers the inertia by less than this fraction
     normalize: bool = False     # L2-normalise before k-means (PUL found it worse)
-    center_update: float = 0.0  # lambda_c of TCUL's center update (eq. 6-7), after_round stage center_update
-    beta: float = 1.0           # beta of the center update
-    k1: int = 30                # k-reciprocal Jaccard distance (dbscan): neighbours, itself included
-    k2: int = 6                 # ... and the local query expansion
-    eps: str = "auto"           # DBSCAN radius on the Jaccard distance; auto: the radius with the most clusters
-    min_samples: int = 4        # DBSCAN core points need this many neighbours (itself included)
-    link_k: int = 10            # temporal_dbscan: must-linked crops are mutual link_k-nearest neighbours
-    link_blend: float = 0.0     # temporal_dbscan: cluster on features blended this much with their linked group's mean
-    eps_from: str = "linked"    # temporal_dbscan, eps auto: choose eps on the linked distance or on appearance alone
+    center_update: float = opt(0.0, **FRACTION)  # lambda_c of TCUL's center update (eq. 6-7), after_round center_update
+    beta: float = opt(1.0, gt=0)           # beta of the center update
+    k1: int = opt(30, integer=True, ge=2)  # k-reciprocal Jaccard distance (dbscan): neighbours, itself included
+    k2: int = opt(6, **POSITIVE_INT)       # ... and the local query expansion
+    eps: str = opt("auto", words=("auto",), gt=0, lt=1)  # DBSCAN radius on the Jaccard distance; auto: see density.py
+    min_samples: int = opt(4, **POSITIVE_INT)  # DBSCAN core points need this many neighbours (itself included)
+    link_k: int = opt(10, **POSITIVE_INT)  # temporal_dbscan: must-linked crops are mutual link_k-nearest neighbours
+    link_blend: float = opt(0.0, **FRACTION)  # temporal_dbscan: cluster on features blended this much with their
+                                # linked group's mean
+    eps_from: str = opt("linked", choices=("linked", "appearance"))  # temporal_dbscan, eps auto: choose eps on the
+                                # linked distance or on appearance alone
 
 
 @dataclass
 class SelectConfig:
-    lam: float = 0.85           # cosine threshold of similarity selection ...
-    reference: str = "center_sample"  # ... to: center_sample (PUL) | any_center_sample (PUL's code) | center (SUL)
-    frame_window: str = "auto"  # lambda_fr of temporal selection (frames), or auto: calibrated per camera
+    lam: float = opt(0.85, ge=0, lt=1)     # cosine threshold of similarity selection ...
+    reference: str = opt("center_sample", choices=_references)  # ... to: center_sample (PUL) |
+                                # any_center_sample (PUL's code) | center (SUL)
+    frame_window: str = opt("auto", words=("auto",), **POSITIVE_INT)  # lambda_fr of temporal selection
+                                # (frames), or auto: calibrated per camera
 
 
 @dataclass
 class TrainConfig:
-    loss: str = "softmax"       # softmax | triplet | softmax+triplet
-    epochs: int = 20
-    batch_size: int = 16        # softmax batches
-    p: int = 16                 # identities per triplet batch
-    k: int = 8                  # images per identity in a triplet batch
-    small_clusters: str = "replace"  # clusters with < k reliable samples: replace | skip
-    optimizer: str = "sgd"      # sgd | adam
-    lr: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    classifier_lr_mult: float = 10.0
-    classifier_warmup: int = 0  # steps fitting the fresh classifier on frozen features before fine-tuning
+    loss: str = opt("softmax", choices=_losses)  # softmax | triplet | softmax+triplet | contrast
+    epochs: int = opt(20, **POSITIVE_INT)
+    batch_size: int = opt(16, integer=True, ge=2)  # softmax batches (BatchNorm trains on 2 or more)
+    p: int = opt(16, integer=True, ge=2)   # identities per triplet batch
+    k: int = opt(8, **POSITIVE_INT)        # images per identity in a triplet batch
+    small_clusters: str = opt("replace", choices=("replace", "skip"))  # clusters with < k reliable samples
+    optimizer: str = opt("sgd", choices=("sgd", "adam"))
+    lr: float = opt(0.001, gt=0)
+    momentum: float = opt(0.9, ge=0, lt=1)
+    weight_decay: float = opt(5e-4, ge=0)
+    classifier_lr_mult: float = opt(10.0, ge=0)
+    classifier_warmup: int = opt(0, **COUNT)  # steps fitting the fresh classifier on frozen features first
     freeze: str = ""            # comma-separated module prefixes kept fixed (weights and BN stats), e.g. conv1,conv2
-    dropout: float = 0.5
-    label_smooth: float = 0.1
-    margin: float = 0.5
-    temperature: float = 0.05   # InfoNCE temperature (loss contrast)
-    memory_momentum: float = 0.1  # cluster memory: m <- mu m + (1 - mu) f, then normalised
-    memory: str = "cluster"     # cluster: one entry per cluster | camera: one per (cluster, camera), CAP's loss
-    scheduler: str = "none"     # none | step | cosine
-    step_size: int = 10         # epochs per x0.1 step (scheduler=step)
-    warmup_epochs: int = 0
+    dropout: float = opt(0.5, ge=0, lt=1)
+    label_smooth: float = opt(0.1, ge=0, lt=1)
+    margin: float = opt(0.5, ge=0)
+    temperature: float = opt(0.05, gt=0)   # InfoNCE temperature (loss contrast)
+    memory_momentum: float = opt(0.1, ge=0, lt=1)  # cluster memory: m <- mu m + (1 - mu) f, then normalised
+    memory: str = opt("cluster", choices=("cluster", "camera"))  # cluster: one entry per cluster |
+                                # camera: one per (cluster, camera), CAP's loss
+    scheduler: str = opt("none", choices=("none", "step", "cosine"))
+    step_size: int = opt(10, **POSITIVE_INT)  # epochs per x0.1 step (scheduler=step)
+    warmup_epochs: int = opt(0, **COUNT)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass
 class LoopConfig:
-    max_rounds: int = 20
-    stop_tol: float = 0.01      # reliable count changed by less than this fraction ...
-    stop_patience: int = 2      # ... for this many rounds in a row: stop (0 = never stop early)
-    eval_every: int = 1         # evaluate on the target query/gallery every N rounds (0 = never)
+    max_rounds: int = opt(20, **POSITIVE_INT)
+    stop_tol: float = opt(0.01, ge=0)      # reliable count changed by less than this fraction ...
+    stop_patience: int = opt(2, **COUNT)   # ... for this many rounds in a row: stop (0 = never stop early)
+    eval_every: int = opt(1, **COUNT)      # evaluate on the target query/gallery every N rounds (0 = never)
 
 
 @dataclass
 class SemiConfig:
     labeled_csv: str = ""       # CSV 'path,pid' of labeled target images (semi-supervised PUL)
-    labeled_ids: int = 0        # experiment: take the labels of this many train identities
+    labeled_ids: int = opt(0, **COUNT)  # experiment: take the labels of this many train identities
 
 
 @dataclass
 class Config:
-    method: str = "pul"
-    seed: int = 0
-    device: str = "auto"
+    method: str = opt("pul", choices=PRESET_FILES)
+    preset: str = ""            # the preset the run was made with (recorded; --resume compares it)
+    seed: int = opt(0, **COUNT)
+    device: str = "auto"        # checked where it is resolved (engine.device): auto, cpu, cuda, cuda:N
     stages: StagesConfig = field(default_factory=StagesConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -201,6 +246,19 @@ def preset_file(method: str) -> dict[str, Any]:
     return spec
 
 
+def read_config_file(file: str | Path) -> dict[str, Any]:
+    """A user's ``--config`` YAML as a mapping (an empty file is an empty mapping)."""
+    try:
+        user = yaml.safe_load(Path(file).read_text()) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ProgReIDError(f"{file}: cannot read the config file ({type(exc).__name__}: {exc}). "
+                            "Fix: pass a YAML file of sections and keys, e.g. 'train: {epochs: 5}'.") from None
+    if not isinstance(user, dict):
+        raise ProgReIDError(f"{file}: a config file holds sections and keys (e.g. 'train: {{epochs: 5}}'), "
+                            f"not a {type(user).__name__}.")
+    return user
+
+
 def load_config(method: str = "pul", preset: str = "paper", file: str | Path | None = None,
                 overrides: list[str] | None = None) -> Config:
     """Resolve a run's config: defaults, the method's ``base`` and ``presets[preset]``, a file, overrides."""
@@ -211,14 +269,11 @@ def load_config(method: str = "pul", preset: str = "paper", file: str | Path | N
         raise ProgReIDError(f"--preset {preset!r} is not defined for {method}; choose one of {sorted(presets)}.")
     merge(cfg, presets[preset] or {}, f"{method}.yaml:presets.{preset}")
     if file:
-        try:
-            user = yaml.safe_load(Path(file).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ProgReIDError(f"{file}: cannot read the config file ({exc}).") from None
-        merge(cfg, user, str(file))
+        merge(cfg, read_config_file(file), str(file))
     for text in overrides or []:
         merge(cfg, parse_override(text), f"override {text!r}")
-    cfg.method = method
+    cfg.method, cfg.preset = method, preset
+    validate(cfg)
     return cfg
 
 
@@ -248,4 +303,6 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Rebuild a Config from a run folder's ``config.yaml`` (older layouts are migrated)."""
     data = migrate(data)
-    return merge(Config(method=data.get("method", "pul")), data, "config.yaml")
+    cfg = merge(Config(method=data.get("method", "pul")), data, "config.yaml")
+    validate(cfg)
+    return cfg

@@ -75,22 +75,29 @@ def broadcast(obj: T) -> T:
     return box[0]
 
 
-def on_main_then_share(fn: Callable[[], T], state) -> T:
-    """``fn()`` on rank 0 alone (pseudo-labelling: one k-means or DBSCAN, not one per rank); every rank
-    gets its result and rank 0's ``state.arrays`` (what labellers keep across rounds). An error on
-    rank 0 is raised on every rank, so no rank waits forever."""
+def on_main(fn: Callable[[], T]) -> T:
+    """``fn()`` on rank 0 alone, its result on every rank. An error on rank 0 (a user's mistake such as
+    a locked run folder) is raised on every rank, so no rank waits forever."""
     if not active():
         return fn()
     result = None
     if is_main():
         try:
-            result = (fn(), state.arrays, None)
+            result = (fn(), None)
         except Exception as exc:  # noqa: BLE001 - re-raised below, on every rank
-            result = (None, None, exc)
-    value, arrays, error = broadcast(result)
+            result = (None, exc)
+    value, error = broadcast(result)
     if error is not None:
         raise error
-    state.arrays = arrays
+    return value
+
+
+def on_main_then_share(fn: Callable[[], T], state) -> T:
+    """``fn()`` on rank 0 alone (pseudo-labelling: one k-means or DBSCAN, not one per rank); every rank
+    gets its result and rank 0's ``state.arrays`` (what labellers keep across rounds)."""
+    if not active():
+        return fn()
+    value, state.arrays = on_main(lambda: (fn(), state.arrays))
     return value
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+LOSSES = ("softmax", "triplet", "softmax+triplet", "contrast")  # train.loss; contrast: InfoNCE against a memory
+
 
 def cross_entropy_smooth(logits: torch.Tensor, targets: torch.Tensor, epsilon: float = 0.1) -> torch.Tensor:
     """Cross-entropy against (1 - eps) one-hot + eps / C (Szegedy et al.)."""

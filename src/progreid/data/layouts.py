@@ -7,6 +7,7 @@ and picks one, so most users never name a layout.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from pathlib import Path
 from typing import Callable
@@ -172,7 +173,8 @@ def load_manifest(root: Path) -> Split:
                            f"'path,camid[,pid][,frame][,sequence][,track][,split]' there.")
     base = csv_path.parent
     split = Split(name=base.name)
-    with csv_path.open(newline="") as fh:
+    first_line: dict[str, int] = {}
+    with csv_path.open(newline="", encoding="utf-8-sig") as fh:  # a spreadsheet's byte-order mark is no column
         reader = csv.DictReader(fh)
         header = [h.strip() for h in (reader.fieldnames or [])]
         unknown = [h for h in header if h not in MANIFEST_COLUMNS]
@@ -199,7 +201,16 @@ def load_manifest(root: Path) -> Split:
             part = row.get("split") or "train"
             if part not in ("train", "query", "gallery"):
                 raise DatasetError(f"{csv_path}:{lineno}: split {part!r} must be train, query or gallery.")
+            key = os.path.normpath(rec.path)
+            if key in first_line:
+                raise DatasetError(f"{csv_path}:{lineno}: {row['path']} is listed again (first on line "
+                                   f"{first_line[key]}): a crop counted twice would weigh double. Fix: keep one row "
+                                   "per crop.")
+            first_line[key] = lineno
             getattr(split, part).append(rec)
+    if not first_line:
+        raise DatasetError(f"{csv_path}: an empty manifest (a header and no rows). Fix: add one row per crop "
+                           "('path,camid,...'), or let `progreid crops` write it from videos.")
     return split
 
 

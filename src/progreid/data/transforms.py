@@ -13,19 +13,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from progreid.options import opt
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
 class AugmentConfig:
-    flip: float = 0.5          # probability of a horizontal flip
-    pad: int = 10              # zero-pad then random-crop back to size (0 = off)
-    erase: float = 0.5         # probability of random erasing (Zhong et al.)
+    flip: float = opt(0.5, ge=0, le=1)   # probability of a horizontal flip
+    pad: int = opt(10, integer=True, ge=0)  # zero-pad then random-crop back to size (0 = off)
+    erase: float = opt(0.5, ge=0, le=1)  # probability of random erasing (Zhong et al.)
     erase_area: tuple[float, float] = (0.02, 0.4)
-    erase_ratio: float = 0.3   # aspect ratio range [r, 1/r]
-    rotate: float = 0.0        # random rotation within +-this many degrees (PUL's released code: 20)
-    shift: float = 0.0         # random shifts within +-this fraction of height and width (PUL: 0.2)
+    erase_ratio: float = opt(0.3, gt=0, le=1)  # aspect ratio range [r, 1/r]
+    rotate: float = opt(0.0, ge=0, le=180)  # random rotation within +-this many degrees (PUL's released code: 20)
+    shift: float = opt(0.0, ge=0, le=1)  # random shifts within +-this fraction of height and width (PUL: 0.2)
 
 
 def to_tensor(batch: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -54,18 +54,30 @@ def check_stages(ctx: RunContext) -> None:
 
 def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = True,
           log: Callable[[str], None] = print, max_rounds: int | None = None,
-          hooks: list[Hook] | None = None) -> list[dict[str, Any]]:
+          hooks: list[Hook] | None = None, force: bool = False) -> list[dict[str, Any]]:
     """Run (or resume) an adaptation; returns one metrics row per round (round 0 = direct transfer).
 
     ``max_rounds`` with ``resume`` continues a run, finished or not, up to that many rounds: the
     rounds it adds are the ones an uninterrupted run with that budget would have made (same seeds).
-    ``hooks`` are called after the default ones (run folder, artifacts, log, report).
+    ``hooks`` are called after the default ones (run folder, artifacts, log, report). The run folder
+    is locked for this process from its first write to the end (``engine.rundir``); ``force`` lets a
+    new run write into a folder that holds other files.
     """
     device = distributed.setup(cfg.device)  # under torchrun: join the group (rank 0 alone writes the run folder)
     main = distributed.is_main()
     log = log if main else _silent
     run = RunDir(out)
-    cfg, saved = distributed.broadcast(_open_run(run, cfg, resume, max_rounds) if main else None)
+    try:
+        return _adapt(run, cfg, resume, progress, log, max_rounds, hooks, force, device, main)
+    finally:
+        run.lock.release()
+
+
+def _adapt(run: RunDir, cfg: Config, resume: bool, progress: bool, log: Callable[[str], None],
+           max_rounds: int | None, hooks: list[Hook] | None, force: bool, device: str, main: bool) -> list[dict[str, Any]]:
+    cfg, saved, notes = distributed.on_main(lambda: _open_run(run, cfg, resume, max_rounds, force))
+    for note in notes:
+        log(note)
     ctx = build_context(cfg, progress and main, device if distributed.active() else None)
     check_stages(ctx)
     if len(ctx.target.bad_train):
@@ -75,7 +87,7 @@ def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     state = RunState(model=model, original=copy.deepcopy(model))
     if saved is not None:
         if main:
-            restore_state(run, saved, state)
+            restore_state(run, saved, state, log)
         distributed.share_state(state)  # other ranks take rank 0's weights, arrays and rows
         if state.finished:
             log(f"{run.path}: run already finished at round {state.last_round}.")
@@ -98,11 +110,12 @@ def _silent(_: str) -> None:
     pass
 
 
-def _open_run(run: RunDir, cfg: Config, resume: bool, max_rounds: int | None) -> tuple[Config, dict[str, Any] | None]:
-    cfg, saved = run.start(cfg, resume)
+def _open_run(run: RunDir, cfg: Config, resume: bool, max_rounds: int | None,
+              force: bool) -> tuple[Config, dict[str, Any] | None, list[str]]:
+    cfg, saved, notes = run.start(cfg, resume, force)
     if max_rounds is not None and max_rounds != cfg.loop.max_rounds:
         saved = run.set_max_rounds(cfg, saved, max_rounds)
-    return cfg, saved
+    return cfg, saved, notes
 
 
 def final_evaluation(ctx: RunContext, state: RunState, hooks: list[Hook]) -> None:

@@ -23,10 +23,9 @@ from progreid.data.transforms import augment
 from progreid import distributed
 from progreid.engine.device import autocast
 from progreid.errors import ProgReIDError
-from progreid.losses import batch_hard_triplet, cross_entropy_smooth
+from progreid.losses import LOSSES, batch_hard_triplet, cross_entropy_smooth
 from progreid.memory import ClusterMemory
 
-LOSSES = ("softmax", "triplet", "softmax+triplet", "contrast")  # contrast: InfoNCE against a ClusterMemory
 
 
 @dataclass

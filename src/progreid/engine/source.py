@@ -20,17 +20,30 @@ from progreid.engine.rundir import RunDir
 from progreid.errors import ProgReIDError
 from progreid.models import save_weights
 
+MODEL_FILE = "model.safetensors"
+
 
 def train_source(cfg: Config, out: str | Path, progress: bool = True,
-                 log: Callable[[str], None] = print) -> dict[str, Any]:
+                 log: Callable[[str], None] = print, force: bool = False) -> dict[str, Any]:
     """Train on ``cfg.data.source``'s labeled train split; evaluate on ``cfg.data.target`` if given.
 
-    Writes ``model.safetensors`` and ``metrics.json`` into ``out``; returns the metrics.
+    Writes ``model.safetensors`` and ``metrics.json`` into ``out`` (an existing model there is kept
+    unless ``force``); returns the metrics.
     """
     if not cfg.data.source:
         raise ProgReIDError("no source dataset: pass --source DIR (a labeled dataset).")
     run = RunDir(out)
-    cfg, _ = run.start(cfg, resume=False)
+    if (run.path / MODEL_FILE).exists() and not force:
+        raise ProgReIDError(f"{run.path / MODEL_FILE}: already exists. Fix: choose another --out, or pass --force "
+                            "to train again over it.")
+    try:
+        cfg, _, _ = run.start(cfg, resume=False, force=force)
+        return _train(cfg, run, progress, log)
+    finally:
+        run.lock.release()
+
+
+def _train(cfg: Config, run: RunDir, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
     source = load_dataset(cfg.data.source, cfg.data.layout)
     require_parts(source, "train")
     if any(r.pid < 0 for r in source.train):
@@ -48,7 +61,7 @@ def train_source(cfg: Config, out: str | Path, progress: bool = True,
                               "train_loss": [round(v, 4) for v in stats.loss],
                               "train_seconds": round(time.perf_counter() - start, 1),
                               "train_images_per_second": round(stats.images_per_second, 1)}
-    save_weights(model, run.path / "model.safetensors")
+    save_weights(model, run.path / MODEL_FILE)
     for name, folder in (("source", cfg.data.source), ("target", cfg.data.target)):
         if not folder:
             continue
@@ -60,5 +73,5 @@ def train_source(cfg: Config, out: str | Path, progress: bool = True,
     from progreid.api import write_json
 
     write_json(run.path / "metrics.json", result)
-    log(f"wrote {run.path / 'model.safetensors'}")
+    log(f"wrote {run.path / MODEL_FILE}")
     return result

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from progreid.config import Config
-from progreid.data.images import load_images
+from progreid.data.images import ImageLimits, load_images
 from progreid.data.layouts import load_dataset, require_parts
 from progreid.data.records import UNLABELED, Record, Split, without_labels
 from progreid.errors import ProgReIDError
@@ -42,18 +42,19 @@ def load_target(cfg: Config, progress: bool = True) -> TargetData:
     truth = np.array([r.pid for r in split.train], np.int64)
     size = (cfg.data.height, cfg.data.width)
     has_test = bool(split.query) and bool(split.gallery)
-    if cfg.data.bad_images not in ("error", "skip"):
-        raise ProgReIDError(f"data.bad_images {cfg.data.bad_images!r}: choose error or skip.")
     bad: list[int] | None = [] if cfg.data.bad_images == "skip" else None
-    train_images = load_images([r.path for r in split.train], size, progress=progress, bad=bad)
+    limits = ImageLimits(cfg.data.max_pixels, cfg.data.min_side)
+    train_images = load_images([r.path for r in split.train], size, progress=progress, bad=bad, limits=limits)
     return TargetData(
         split=split,
         train=without_labels(split.train),
         truth=None if np.any(truth == UNLABELED) else truth,
         train_images=np.asarray(train_images),
         bad_train=np.array(sorted(bad or []), np.int64),
-        query_images=load_images([r.path for r in split.query], size, progress=progress) if has_test else None,
-        gallery_images=load_images([r.path for r in split.gallery], size, progress=progress) if has_test else None,
+        query_images=load_images([r.path for r in split.query], size, progress=progress, limits=limits)
+        if has_test else None,
+        gallery_images=load_images([r.path for r in split.gallery], size, progress=progress, limits=limits)
+        if has_test else None,
     )
 
 
@@ -70,7 +71,7 @@ def labeled_subset(cfg: Config, target: TargetData) -> tuple[np.ndarray, np.ndar
         where = {str(Path(r.path).resolve()): i for i, r in enumerate(target.train)}
         by_name = {Path(r.path).name: i for i, r in enumerate(target.train)}
         idx, pids = [], []
-        with csv_path.open(newline="") as fh:
+        with csv_path.open(newline="", encoding="utf-8-sig") as fh:
             for lineno, row in enumerate(csv.DictReader(fh), 2):
                 path = Path(row.get("path", ""))
                 full = str((csv_path.parent / path).resolve())

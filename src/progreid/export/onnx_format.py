@@ -37,8 +37,6 @@ def metadata(src: ExportSource) -> dict[str, str]:
 def write_onnx(src: ExportSource, out: str | Path, opset: int = 17) -> Path:
     onnx = _require("onnx")
     out = Path(out)
-    if out.suffix != ".onnx":
-        out = out / f"{src.file_stem}.onnx"
     model = src.model.eval().cpu()
     dummy = torch.zeros(2, 3, *src.size)
     kwargs = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +43,13 @@ def load_export_source(path: str | Path, arch: str | None = None, round_: int | 
             raise ProgReIDError(f"{path}: not a run folder (no config.yaml). Fix: pass a run folder made by "
                                 "`progreid adapt`, or a weights file with --arch.")
         cfg = config_from_dict(yaml.safe_load(run.config_file.read_text()))
-        last = json.loads(run.state_file.read_text())["last_round"] if run.state_file.is_file() else 0
+        last = run.read_state()["last_round"] if run.state_file.is_file() else 0
         r = last if round_ is None else round_
         if r < 1 or r > last:
-            raise ProgReIDError(f"{path}: no adapted weights for round {r} (finished rounds: 1..{last}). "
+            finished = f"finished rounds: 1..{last}" if last >= 1 else "no round has finished yet"
+            raise ProgReIDError(f"{path}: no adapted weights for round {r} ({finished}). "
                                 "Fix: let the run finish a round, or pass --round within that range.")
-        weights = run.checkpoint(r)
+        weights = run.verified_checkpoint(r)
         if arch and arch != cfg.model.arch:
             raise ProgReIDError(f"--arch {arch} differs from the run's {cfg.model.arch}; drop --arch for a run folder.")
         m = cfg.model

@@ -19,7 +19,7 @@ from progreid.models.checkpoint import atomic_write
 
 
 def write_torchreid(src: ExportSource, out: str | Path) -> Path:
-    """Write ``src``'s weights for torchreid/BoxMOT; ``out`` is a folder or a file name containing the arch."""
+    """Write ``src``'s weights for torchreid/BoxMOT into the file ``out`` (named by ``export.naming``)."""
     if src.arch.startswith("resnet") and not src.bare_resnet:
         raise ProgReIDError(f"{src.weights}: a ResNet with a BN neck or embedding head has no torchreid "
                             "counterpart (torchreid's resnet builders pool straight to the classifier). "
@@ -29,11 +29,6 @@ def write_torchreid(src: ExportSource, out: str | Path) -> Path:
                       f"{src.last_stride}: build it with last_stride={src.last_stride} there for identical features.",
                       stacklevel=2)
     out = Path(out)
-    if out.suffix not in (".pt", ".pth"):
-        out = out / f"{src.file_stem}.pt"
-    if src.arch not in out.name:
-        raise ProgReIDError(f"{out}: the file name must contain the architecture {src.arch!r}: trackers such as "
-                            f"BoxMOT pick the network from it. Fix: e.g. --out {out.with_name(src.file_stem + '.pt')}.")
     state = {k: v.detach().cpu().contiguous() for k, v in src.model.state_dict().items()}
     atomic_write(out, lambda tmp: torch.save(state, tmp))
     return out

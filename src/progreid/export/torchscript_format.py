@@ -14,9 +14,7 @@ from progreid.models.checkpoint import atomic_write
 
 
 def write_torchscript(src: ExportSource, out: str | Path) -> Path:
-    out = Path(out)
-    if out.suffix not in (".torchscript", ".pt", ".ts"):
-        out = out / f"{src.file_stem}.torchscript"  # the suffix BoxMOT's backend picker knows
+    out = Path(out)  # named by export.naming: .torchscript, the suffix BoxMOT's backend picker knows
     traced = torch.jit.trace(src.model.eval().cpu(), torch.zeros(2, 3, *src.size))
     atomic_write(out, lambda tmp: traced.save(tmp))
     return out

@@ -84,7 +84,7 @@ def read_listing(path: str | Path) -> list[CameraFootage]:
         raise DatasetError(f"{path}: camera listing not found.")
     try:
         if path.suffix.lower() == ".csv":
-            with path.open(newline="") as fh:
+            with path.open(newline="", encoding="utf-8-sig") as fh:
                 rows = list(csv.DictReader(fh))
         else:
             rows = yaml.safe_load(path.read_text())
@@ -133,7 +133,7 @@ def clip_box(b: Box, width: int, height: int) -> tuple[int, int, int, int, bool]
 def _read_manifest_rows(manifest: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not manifest.is_file():
         return ["path", "camid", "frame", "sequence", "track"], []
-    with manifest.open(newline="") as fh:
+    with manifest.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         header = list(reader.fieldnames or [])
         if "path" not in header or "camid" not in header or any(h not in MANIFEST_COLUMNS for h in header):
@@ -200,6 +200,7 @@ def cut_crops(cameras: list[CameraFootage], out: str | Path, stride: int | str =
         for p, what in ((cam.video, "video"), (cam.tracks, "track file")):
             if not p.is_file():
                 raise DatasetError(f"{p}: {what} of camera {cam.camera} not found. Fix: check the path.")
+    boxes = {cam.camera: read_tracks(cam.tracks) for cam in cameras}  # every track file checked before any work
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     manifest = out / MANIFEST_NAME
@@ -217,7 +218,7 @@ def cut_crops(cameras: list[CameraFootage], out: str | Path, stride: int | str =
                [s["sequence"] for s in sources if s["camera"] == cam.camera]
         summary = CutSummary(cam.camera, str(cam.video), sequence=max(used, default=0) + 1,
                              stride_frames=stride_in_frames(stride, cam.video))
-        new_rows = _cut_camera(cam, out, summary, summary.stride_frames, min_height, quality)
+        new_rows = _cut_camera(cam, boxes[cam.camera], out, summary, summary.stride_frames, min_height, quality)
         _write_manifest(manifest, header, rows + new_rows)
         sources.append({**key, "camera": cam.camera, "sequence": summary.sequence, "tracks": str(cam.tracks),
                         "stride": str(stride), "min_height": min_height, "summary": asdict(summary)})
@@ -226,10 +227,9 @@ def cut_crops(cameras: list[CameraFootage], out: str | Path, stride: int | str =
     return result
 
 
-def _cut_camera(cam: CameraFootage, out: Path, summary: CutSummary, stride: int, min_height: int,
+def _cut_camera(cam: CameraFootage, boxes: list[Box], out: Path, summary: CutSummary, stride: int, min_height: int,
                 quality: int) -> list[dict[str, str]]:
     """Write one camera's crops into a staging folder, then move it into place; return its manifest rows."""
-    boxes = read_tracks(cam.tracks)
     summary.boxes, summary.tracks = len(boxes), len({b.track for b in boxes})
     taken, summary.skipped_between = sample_track_boxes(boxes, stride)
     by_frame: dict[int, list[Box]] = {}

@@ -8,6 +8,7 @@ truncated file means a tracker run went wrong and the user should know.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +41,11 @@ def read_tracks(path: str | Path) -> list[Box]:
             try:
                 if len(fields) < 6:
                     raise ValueError("fewer than 6 fields")
-                frame, track = int(float(fields[0])), int(float(fields[1]))
-                left, top, width, height = (float(v) for v in fields[2:6])
+                values = [float(v) for v in fields[:6]]
+                if not all(math.isfinite(v) for v in values):
+                    raise ValueError("a value that is not a finite number (nan or inf)")
+                frame, track = int(values[0]), int(values[1])
+                left, top, width, height = values[2:6]
                 if frame < 1:
                     raise ValueError(f"frame {frame} < 1 (MOTChallenge frames count from 1)")
             except ValueError as exc:

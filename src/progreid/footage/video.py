@@ -28,10 +28,17 @@ def _open(path: Path):
     if not path.is_file():
         raise DatasetError(f"{path}: video not found. Fix: check the video path.")
     try:
-        return av.open(str(path))
+        container = av.open(str(path))
     except av.FFmpegError as exc:
         raise DatasetError(f"{path}: cannot be opened as a video ({exc}). Fix: re-encode it (e.g. ffmpeg -i in "
                            "-c:v libx264 out.mp4) or drop it from the list.") from None
+    fmt = container.format.name
+    if fmt == "image2" or fmt.endswith("_pipe"):  # FFmpeg reads a JPEG or PNG as a one-frame "video"
+        container.close()
+        raise DatasetError(f"{path}: is a still image ({fmt}), not a video. Fix: pass the camera's video file "
+                           "(.mp4, .avi, .mkv ...); crops you already have are a dataset as they are "
+                           "(`progreid datasets --data FOLDER`).")
+    return container
 
 
 def _video_stream(container, path: Path):

@@ -22,8 +22,15 @@ from progreid.errors import CheckpointError
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a weights file. Fix: pass the weights file itself "
+                              "(.pth, .pth.tar, .safetensors); commands that read runs take a run folder as "
+                              "--weights or SOURCE (export, rank, verify).")
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file not found. Fix: check the --weights path.")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: is empty (0 bytes): a download or copy that did not finish. Fix: fetch the "
+                              "weights file again.")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -31,10 +38,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             obj = load_file(str(path))
         else:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, or pickled objects other than tensors
-        raise CheckpointError(f"{path}: cannot be read as a weights file ({type(exc).__name__}: {exc}). "
-                              "Expected a state_dict saved with torch.save, a .pth.tar with 'state_dict', "
-                              "or .safetensors.") from None
+    except Exception as exc:  # noqa: BLE001 - damaged, truncated, not a checkpoint, or objects other than tensors
+        # torch's own message would suggest weights_only=False, i.e. running whatever code the file holds:
+        # progreid never does that and never tells anyone to, so only the kind of failure is passed on
+        raise CheckpointError(f"{path}: cannot be read as a weights file ({type(exc).__name__}): it is damaged or "
+                              "truncated, or is not a state_dict of tensors. progreid reads only tensors from a "
+                              "checkpoint, never code. Fix: pass a state_dict saved with torch.save, a .pth.tar with "
+                              "'state_dict', or .safetensors (fetch the file again if it was cut short).") from None
     if isinstance(obj, dict):
         for key in ("state_dict", "model"):
             if key in obj and isinstance(obj[key], dict):
@@ -91,6 +101,17 @@ def atomic_write(path: str | Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes, as hex (what a run folder records to verify its files by)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(block), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def save_npy(path: str | Path, arr: np.ndarray) -> None:

@@ -55,8 +55,6 @@ def continue_training(ctx: RunContext, state: RunState, indices: np.ndarray, cla
 
 
 def _needs_contrast_loss(ctx: RunContext) -> None:
-    if ctx.cfg.train.memory not in ("cluster", "camera"):
-        raise ProgReIDError(f"train.memory {ctx.cfg.train.memory!r}: choose cluster or camera.")
     if ctx.cfg.train.loss != "contrast":
         raise ProgReIDError(f"stages.fine_tune cluster_memory trains with train.loss contrast, not "
                             f"{ctx.cfg.train.loss!r}. Fix: --set train.loss=contrast.")

@@ -21,7 +21,7 @@ from progreid.engine.state import RunState
 from progreid.errors import ProgReIDError
 from progreid.memory import centroids
 from progreid.registry import Registry
-from progreid.temporal import blend_along_links, must_links, parse_frame_window
+from progreid.temporal import blend_along_links, must_links
 
 IMAGES_PER_CLUSTER = 16  # K = N / 16 when cluster.k = 0 (Market-1501 has ~17 images per identity; the default is auto)
 
@@ -103,22 +103,7 @@ def moving_center_labels(ctx: RunContext, state: RunState, features: np.ndarray,
     return PseudoLabels(labels, state.arrays["centers"], "cosine")
 
 
-def parse_eps(value: str) -> float:
-    try:
-        eps = float(value)
-    except ValueError:
-        eps = -1.0
-    if not 0 < eps < 1:
-        raise ProgReIDError(f"cluster.eps {value!r}: use auto or a radius between 0 and 1 (Jaccard distance).")
-    return eps
-
-
-def _check_eps(ctx: RunContext) -> None:
-    if ctx.cfg.cluster.eps != "auto":
-        parse_eps(ctx.cfg.cluster.eps)
-
-
-@PSEUDO_LABELERS.register("dbscan", check=_check_eps, reads=DENSITY_KEYS)
+@PSEUDO_LABELERS.register("dbscan", reads=DENSITY_KEYS)
 def density_labels(ctx: RunContext, state: RunState, features: np.ndarray, seed: int) -> PseudoLabels:
     """Cluster contrast: DBSCAN on the k-reciprocal Jaccard distance (``cluster.k1``, ``k2``, ``eps``,
     ``min_samples``); samples in no dense region get label -1 and sit the round out. No K to guess;
@@ -131,7 +116,7 @@ def _cluster_density(ctx: RunContext, features: np.ndarray, dist: sp.csr_matrix,
                      eps_dist: sp.csr_matrix | None = None) -> PseudoLabels:
     """DBSCAN on ``dist``; ``eps: auto`` chosen on ``eps_dist`` where given. Centroids of ``features``."""
     c = ctx.cfg.cluster
-    eps = auto_eps(dist if eps_dist is None else eps_dist, c.min_samples)[0] if c.eps == "auto" else parse_eps(c.eps)
+    eps = auto_eps(dist if eps_dist is None else eps_dist, c.min_samples)[0] if c.eps == "auto" else float(c.eps)
     labels = dbscan(dist, eps, c.min_samples)
     clustered = labels >= 0
     if not clustered.any():
@@ -144,15 +129,7 @@ def _cluster_density(ctx: RunContext, features: np.ndarray, dist: sp.csr_matrix,
 def _check_temporal_dbscan(ctx: RunContext) -> None:
     from progreid.engine.stages.selection import require_frames
 
-    require_frames(ctx)
-    _check_eps(ctx)
-    c = ctx.cfg.cluster
-    if c.eps_from not in ("linked", "appearance"):
-        raise ProgReIDError(f"cluster.eps_from {c.eps_from!r}: use linked or appearance.")
-    if not 0 <= c.link_blend <= 1:
-        raise ProgReIDError(f"cluster.link_blend {c.link_blend}: use a weight between 0 and 1.")
-    if ctx.cfg.select.frame_window != "auto":
-        parse_frame_window(ctx.cfg.select.frame_window)
+    require_frames(ctx)  # imported here: the selection stage imports this module
 
 
 @PSEUDO_LABELERS.register("temporal_dbscan", check=_check_temporal_dbscan, reads=(

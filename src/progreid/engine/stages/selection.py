@@ -14,8 +14,7 @@ from progreid.engine.context import RunContext
 from progreid.engine.stages.pseudo_label import PseudoLabels
 from progreid.errors import ProgReIDError
 from progreid.registry import Registry
-from progreid.temporal import parse_frame_window
-from progreid.select import REFERENCES, Selection, select_all, select_clustered, select_similarity, select_temporal
+from progreid.select import Selection, select_all, select_clustered, select_similarity, select_temporal
 
 Selector = Callable[[RunContext, np.ndarray, PseudoLabels], Selection]
 SELECTORS: Registry[Selector] = Registry("select")
@@ -28,25 +27,14 @@ def require_frames(ctx: RunContext) -> None:
             "(e.g. CUHK03). Fix: use --method sul or --method pul, which select by feature similarity.")
 
 
-def _check_reference(ctx: RunContext) -> None:
-    if ctx.cfg.select.reference not in REFERENCES:
-        raise ProgReIDError(f"select.reference {ctx.cfg.select.reference!r}: choose one of {REFERENCES}.")
-
-
-@SELECTORS.register("similarity", check=_check_reference, reads=("select.lam", "select.reference"))
+@SELECTORS.register("similarity", reads=("select.lam", "select.reference"))
 def by_similarity(ctx: RunContext, features: np.ndarray, pseudo: PseudoLabels) -> Selection:
     """PUL (and SUL): cos(f_i, reference) > ``select.lam``, the reference named by ``select.reference``."""
     return select_similarity(features, pseudo.labels, pseudo.centers, ctx.cfg.select.lam, pseudo.center_metric,
                              ctx.cfg.select.reference)
 
 
-def _check_temporal(ctx: RunContext) -> None:
-    require_frames(ctx)
-    if ctx.cfg.select.frame_window != "auto":
-        parse_frame_window(ctx.cfg.select.frame_window)
-
-
-@SELECTORS.register("temporal", check=_check_temporal, reads=("select.frame_window",))
+@SELECTORS.register("temporal", check=require_frames, reads=("select.frame_window",))
 def by_frame_proximity(ctx: RunContext, features: np.ndarray, pseudo: PseudoLabels) -> Selection:
     """TCUL (eq. 3): within ``select.frame_window`` frames of the (cluster, camera) group's temporary
     center; ``auto`` calibrates the window per camera on the current features (logged in the row)."""
