@@ -9,6 +9,7 @@ own section of BENCHMARKS.md (between ``<!-- suite:NAME -->`` markers).
     python benchmarks/bench.py curve RUN [RUN ...]      # mAP against minutes, one figure
     python benchmarks/bench.py sweep NAME FOLDER --title T --command C   # publish a sweep.py result
     python benchmarks/bench.py scale --sizes 10000 100000 1000000   # k-means and 30-NN graph at scale
+    python benchmarks/bench.py kreciprocal --sizes 100000 1000000  # the k-reciprocal encoding, loop vs arrays
 """
 
 from __future__ import annotations
@@ -435,6 +436,16 @@ probed; k-NN cells of ~256 rows, 32 probed.
 """ + text)
 
 
+def bench_kreciprocal(args) -> None:
+    from benchmarks.kreciprocal import measure, render
+
+    rows = []
+    for n in args.sizes:
+        rows.append(measure(n, reference=not args.no_reference))
+        print(json.dumps(rows[-1]), flush=True)
+    write_section("kreciprocal", render(rows, machine()))
+
+
 def main() -> None:
     sys.path.insert(0, str(ROOT))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -455,8 +466,11 @@ def main() -> None:
     sc = sub.add_parser("scale")
     sc.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     sc.add_argument("--from-log", help="redraw the section from a log of an earlier run's JSON rows")
+    kr = sub.add_parser("kreciprocal")
+    kr.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    kr.add_argument("--no-reference", action="store_true", help="time the array form alone")
     args = parser.parse_args()
-    {"scale": bench_scale, "eval": bench_eval, "cluster": bench_cluster, "train": bench_train, "rounds": bench_rounds,
+    {"kreciprocal": bench_kreciprocal, "scale": bench_scale, "eval": bench_eval, "cluster": bench_cluster, "train": bench_train, "rounds": bench_rounds,
      "accuracy": bench_accuracy, "sweep": bench_sweep, "curve": bench_curve}[args.suite](args)
 
 

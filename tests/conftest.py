@@ -48,3 +48,19 @@ def write_image(path: Path, color=(128, 64, 32), size=(64, 128)) -> None:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Tests never touch the user's image cache."""
     monkeypatch.setenv("PROGREID_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu", help="device for the tests that take one (tests/test_device.py): "
+                     "cpu, cuda, cuda:1 ... (benchmarks/gpu_check.sh runs them on cuda)")
+
+
+@pytest.fixture(scope="session")
+def device(request):
+    """The device the device tests run on; a CUDA device the machine lacks skips them, saying so."""
+    import torch
+
+    name = request.config.getoption("--device")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip(f"--device {name}: this machine has no CUDA device")
+    return torch.device(name)

@@ -62,6 +62,23 @@ def test_sparse_jaccard_equals_the_dense_reference(k1, k2):
     assert sparse.nnz < len(x) ** 2 and np.all(sparse.diagonal() == 0)
 
 
+@pytest.mark.parametrize("k1,k2,chunk", [(30, 6, 1 << 16), (20, 6, 37), (10, 1, 7)])
+def test_the_array_encoding_equals_the_per_crop_loop(k1, k2, chunk):
+    """``expanded_neighbourhoods`` (sparse products, no loop per crop) against the per-crop form it replaced."""
+    from progreid.cluster.jaccard import expanded_neighbourhoods, knn, row_dots
+    from progreid.cluster.jaccard_reference import expanded_neighbourhoods_per_crop
+
+    x, _ = blobs(40, 12, noise=0.8)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    rank, _ = knn(x, k1 + 1)
+    scale = np.random.default_rng(0).uniform(0.5, 2, len(x))  # a per-row distance, as re-ranking's
+    for distance in (lambda i, j: 2 - 2 * row_dots(x, i, j), lambda i, j: (1 - row_dots(x, i, j)) / scale[i]):
+        fast = expanded_neighbourhoods(rank, k1, k2, distance, chunk=chunk)
+        slow = expanded_neighbourhoods_per_crop(rank, k1, k2, distance)
+        assert (fast != 0).toarray().tolist() == (slow != 0).toarray().tolist()  # the same members
+        np.testing.assert_allclose(fast.toarray(), slow.toarray(), rtol=1e-5, atol=1e-8)
+
+
 def test_sparse_jaccard_chunks_give_the_same_matrix():
     import scipy.sparse as sp
 
@@ -155,13 +172,13 @@ def test_camera_aware_memory_follows_caps_loss_written_out_per_camera_and_sample
     """Proxies per (cluster, camera) from centroids; the loss against CAP's released form, looped literally:
     per camera, InfoNCE over that camera's proxies + 0.5 x (all proxies of the cluster as positives, the
     hardest other proxies as negatives), each camera's mean, summed."""
-    from progreid.memory import CameraAwareMemory
+    from progreid.memory import CameraAwareMemory, camera_proxies
 
     rng = np.random.default_rng(0)
     feats = rng.standard_normal((40, 8)).astype(np.float32)
     classes = rng.integers(0, 5, 40)
     cams = rng.integers(0, 3, 40)
-    mem = CameraAwareMemory(feats, classes, cams, temperature=0.1, hard_negatives=4)
+    mem = CameraAwareMemory(camera_proxies(feats, classes, cams), temperature=0.1, hard_negatives=4)
     pairs = sorted({(int(c), int(m)) for c, m in zip(classes, cams)})
     assert len(mem.entries) == len(pairs)
     assert [pairs[p] for p in mem.sample_proxy] == list(zip(classes.tolist(), cams.tolist()))

@@ -1,14 +1,16 @@
-"""Two CPU ranks under torchrun (gloo) against one process, on the synthetic network.
+"""1, 2 and 4 CPU ranks under torchrun (gloo, one thread each) against one process, on the synthetic network.
 
-The two runs share the round-1 pseudo-labels exactly (same features, same seed: extraction is
-sharded and gathered, pseudo-labelling runs on rank 0 and is broadcast). Training then differs in
-what DistributedDataParallel changes by design: each rank's BatchNorm sees its half of every
-batch, batch-hard triplets are mined within a rank's half, and augmentation draws per rank. The
-final metrics are therefore another draw of the run-to-run spread, not the same number: measured
-on this network (2 rounds, 64x32 images), single-process seeds 0-2 end within 1.3 mAP of each
-other, and two-rank runs within 2.3 of the single-process run of their seed. The tolerance is
-4 mAP. That the ranks trained together is checked exactly: after every training the ranks' weights
-must be bit-identical (``distributed.check_in_sync``), or the run fails.
+A seed and a global batch define a run, whatever the world size: extraction is sharded and gathered
+(the same features), pseudo-labelling runs on rank 0 and is broadcast (the same labels), BatchNorm
+normalises with the whole batch's statistics, augmentation is drawn per global batch and sliced, and
+the losses are computed on the gathered global batch. What differs is the order of floating-point
+reductions. In float32 that alone moves a run: training amplifies rounding differences, and one
+process with 1 thread against the same with 2 threads ends round 1 at a lowest per-crop cosine of
+0.86 on this network (K 10 against 7 at round 2; docs/distributed.md). So the equivalence is checked
+in float64 (``PROGREID_FLOAT64=1``), where rounding is ~1e-16: after a training round every crop's
+feature has cosine >= 0.999 with the one-process feature and the final mAP is within 0.5; with
+``train.batchnorm=per_rank`` (each rank's statistics, the field's habit) the lowest cosine is 0.46.
+After every training the ranks' weights must also be bit-identical (``distributed.check_in_sync``).
 """
 
 from __future__ import annotations
@@ -24,12 +26,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from progreid.config import load_config
-from progreid.engine.adapt import adapt
-
 from conftest import SMALL
 
-TOLERANCE_MAP = 4.0
+TOLERANCE_MAP = 0.5
+MIN_COSINE = 0.999
 VOLATILE = {"seconds", "train_images_per_second"}
 
 
@@ -44,12 +44,16 @@ def overrides(target: Path, weights: Path) -> list[str]:
             "select.lam=0.85"]
 
 
-def torchrun(method: str, target: Path, weights: Path, out: Path, *extra: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-            "-m", "progreid", "-q", "adapt", "--method", method, "--preset", "quick", "--out", str(out), *extra]
+def torchrun(method: str, target: Path, weights: Path, out: Path, *extra: str, ranks: int = 2,
+             float64: bool = False) -> subprocess.Popen:
+    """``ranks`` processes under torchrun; 0: one plain process, with the same one thread as each rank."""
+    launch = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks)] if ranks else []
+    args = [sys.executable, *launch, "-m", "progreid", "-q", "adapt", "--method", method, "--preset", "quick",
+            "--out", str(out), *extra]
     for o in overrides(target, weights):
         args += ["--set", o]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread per rank: two ranks share the two cores
+    env = {**os.environ, "OMP_NUM_THREADS": "1",  # one thread per rank: the ranks share the two cores
+           "PROGREID_FLOAT64": "1" if float64 else "0"}
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 
@@ -66,39 +70,64 @@ def rows(run: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def two_rank_runs(target_and_weights, tmp_path_factory):
-    """{method: (run folder, log)} of uninterrupted two-rank runs, started lazily."""
+def runs(target_and_weights, tmp_path_factory):
+    """{(method, ranks, float64): (run folder, log)}, made lazily; ranks 0 is one plain process (no
+    torchrun), with one thread as each rank has."""
     target, weights = target_and_weights
-    made: dict[str, tuple[Path, str]] = {}
+    made: dict[tuple[str, int, bool], tuple[Path, str]] = {}
 
-    def get(method: str) -> tuple[Path, str]:
-        if method not in made:
-            out = tmp_path_factory.mktemp(f"ddp_{method}")
-            made[method] = (out, finish(torchrun(method, target, weights, out)))
-        return made[method]
+    def get(method: str, ranks: int, float64: bool = False) -> tuple[Path, str]:
+        key = (method, ranks, float64)
+        if key not in made:
+            out = tmp_path_factory.mktemp(f"{method}_{ranks}_{'f64' if float64 else 'f32'}")
+            made[key] = (out, finish(torchrun(method, target, weights, out, ranks=ranks, float64=float64)))
+        return made[key]
 
     return get
 
 
-@pytest.mark.parametrize("method", ["tcul", "pul"])
-def test_two_ranks_match_one_process(target_and_weights, two_rank_runs, tmp_path, method):
-    target, weights = target_and_weights
-    single = tmp_path / "single"
-    adapt(load_config(method, "quick", overrides=overrides(target, weights)), single, progress=False,
-          log=lambda s: None)
-    ddp, log = two_rank_runs(method)
+def round_one_features(run: Path, target: Path) -> np.ndarray:
+    """Features of every training crop from the run's round-1 weights, extracted in this process."""
+    from progreid.data.images import load_images
+    from progreid.data.layouts import load_dataset
+    from progreid.engine.extract import extract_features
+    from progreid.export.source import load_export_source
+
+    model = load_export_source(run, round_=1).model
+    images = load_images([r.path for r in load_dataset(target).train], (64, 32), progress=False)
+    f = extract_features(model, images, progress=False)
+    return f / np.linalg.norm(f, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("method,ranks", [("cc", 2), ("cc", 4), ("pul", 2), ("tcul", 2)])
+def test_any_number_of_ranks_trains_the_same_model(target_and_weights, runs, method, ranks):
+    """One process (the 1-rank run: under torchrun with one rank the code path is the plain one) against
+    2 and 4 ranks."""
+    target, _ = target_and_weights
+    single, _ = runs(method, 0, float64=True)
+    ddp, log = runs(method, ranks, float64=True)
     assert log.count("round 2/2") == 1  # rank 0 alone logs
     labels = [np.load(run / "checkpoints" / "pseudo_labels_round_01.npy") for run in (single, ddp)]
     np.testing.assert_array_equal(*labels)
-    one, two = rows(single), rows(ddp)
-    assert one[0] == two[0]  # direct transfer: the same features, extracted in two halves
-    assert one[1]["reliable"] == two[1]["reliable"] and one[1]["k"] == two[1]["k"]
-    assert abs(one[-1]["mAP"] - two[-1]["mAP"]) <= TOLERANCE_MAP
-    if method == "pul":  # the softmax's fit, counted over both ranks' halves of every batch
-        assert abs(one[1]["train_accuracy"] - two[1]["train_accuracy"]) <= 0.25
+    one, many = rows(single), rows(ddp)
+    assert one[0] == many[0]  # direct transfer: the same features, extracted in parts
+    assert one[1]["reliable"] == many[1]["reliable"] and one[1]["k"] == many[1]["k"]
+    cosine = (round_one_features(single, target) * round_one_features(ddp, target)).sum(1)
+    assert cosine.min() >= MIN_COSINE, f"lowest cosine {cosine.min():.5f}"
+    assert abs(one[-1]["mAP"] - many[-1]["mAP"]) <= TOLERANCE_MAP
+    if method == "pul":  # the softmax's fit over the whole batch, as one process counts it
+        assert abs(one[1]["train_accuracy"] - many[1]["train_accuracy"]) <= 0.02
 
 
-def test_a_killed_two_rank_run_resumes_to_the_same_end(target_and_weights, two_rank_runs, tmp_path):
+def test_float32_ranks_share_the_extraction_and_the_pseudo_labels(target_and_weights, runs):
+    """The default precision: what rounding cannot move is the same (direct transfer, round-1 labels)."""
+    single, _ = runs("cc", 0)
+    ddp, _ = runs("cc", 2)
+    np.testing.assert_array_equal(*[np.load(run / "checkpoints" / "pseudo_labels_round_01.npy") for run in (single, ddp)])
+    assert rows(single)[0] == rows(ddp)[0]
+
+
+def test_a_killed_two_rank_run_resumes_to_the_same_end(target_and_weights, runs, tmp_path):
     target, weights = target_and_weights
     killed = tmp_path / "killed"
     proc = torchrun("tcul", target, weights, killed)
@@ -111,4 +140,4 @@ def test_a_killed_two_rank_run_resumes_to_the_same_end(target_and_weights, two_r
     proc.wait()
     assert json.loads(state.read_text())["last_round"] == 1
     finish(torchrun("tcul", target, weights, killed, "--resume"))
-    assert rows(killed) == rows(two_rank_runs("tcul")[0])
+    assert rows(killed) == rows(runs("tcul", 2)[0])

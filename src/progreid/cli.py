@@ -279,6 +279,10 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if os.environ.get("PROGREID_FLOAT64") == "1":  # a check, not a mode: see docs/distributed.md
+        import torch
+
+        torch.set_default_dtype(torch.float64)
     try:
         return run(args)
     except ProgReIDError as exc:

@@ -147,6 +147,8 @@ class TrainConfig:
     scheduler: str = opt("none", choices=("none", "step", "cosine"))
     step_size: int = opt(10, **POSITIVE_INT)  # epochs per x0.1 step (scheduler=step)
     warmup_epochs: int = opt(0, **COUNT)
+    batchnorm: str = opt("global", choices=("global", "per_rank"))  # under torchrun: BatchNorm statistics of
+                                # the whole batch (the same run on any number of ranks) | of each rank's share
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

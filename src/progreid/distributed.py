@@ -5,9 +5,14 @@ every function here is then a no-op, so the single-process path is unchanged.
 A round under ``torchrun --nproc_per_node N``: every rank extracts its contiguous slice of the
 images and the slices are gathered (every rank then holds all features); rank 0 alone
 pseudo-labels and selects, and broadcasts the result; training runs under DistributedDataParallel,
-each rank taking its share of every global batch (same seed on all ranks, so a run is reproducible
-for a given world size); rank 0 alone writes the run folder, log and report. Backend: nccl on
-GPUs, gloo on CPUs.
+each rank forwarding its share of every global batch; rank 0 alone writes the run folder, log and
+report. Backend: nccl on GPUs, gloo on CPUs.
+
+A seed and a global batch define the run, whatever the world size: BatchNorm normalises with the
+whole batch's statistics (``models.global_batchnorm``), every sample's augmentation is drawn for the
+global batch from a generator keyed by (seed, epoch, batch) and sliced, and the losses are computed on
+the gathered global batch on every rank (``gather_with_grad``), so each rank's rows get the gradient
+they have in one process. What still differs is the order of floating-point reductions.
 """
 
 from __future__ import annotations
@@ -131,8 +136,9 @@ def _comm_device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
-def gather_rows(local: np.ndarray, n: int) -> np.ndarray:
-    """Concatenate every rank's ``shard(n)`` rows, in rank order, on every rank."""
+def gather_rows(local: np.ndarray, n: int, to: str = "all") -> np.ndarray | None:
+    """Concatenate every rank's ``shard(n)`` rows, in rank order, on every rank (``to="all"``) or on
+    rank 0 alone (``to="main"``: the others get None, and hold no copy)."""
     if not active():
         return local
     w = world_size()
@@ -140,9 +146,13 @@ def gather_rows(local: np.ndarray, n: int) -> np.ndarray:
     dev = _comm_device()
     padded = torch.zeros((size, *local.shape[1:]), dtype=torch.from_numpy(local[:0]).dtype, device=dev)
     padded[:len(local)] = torch.from_numpy(np.ascontiguousarray(local)).to(dev)
+    counts = [b - a for a, b in (_bounds(n, w, r) for r in range(w))]
+    if to == "main":
+        parts = [torch.empty_like(padded) for _ in range(w)] if is_main() else None
+        dist.gather(padded, parts, dst=0)
+        return np.concatenate([p[:c].cpu().numpy() for p, c in zip(parts, counts)]) if is_main() else None
     parts = [torch.empty_like(padded) for _ in range(w)]
     dist.all_gather(parts, padded)
-    counts = [b - a for a, b in (_bounds(n, w, r) for r in range(w))]
     return np.concatenate([p[:c].cpu().numpy() for p, c in zip(parts, counts)])
 
 
@@ -152,32 +162,73 @@ def _bounds(n: int, w: int, r: int) -> tuple[int, int]:
     return start, start + base + (1 if r < extra else 0)
 
 
-def sum_across_ranks(values: list[float]) -> list[float]:
-    """Each number summed over the ranks (per-rank counts and sums made whole, e.g. training accuracy)."""
-    if not active():
-        return [float(v) for v in values]
-    t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
-    dist.all_reduce(t)
-    return t.cpu().tolist()
+class _SumWithGrad(torch.autograd.Function):
+    """All-reduce (sum) whose backward is the sum of every rank's gradient: with DistributedDataParallel
+    averaging the parameters' gradients, the result is the gradient of one process on the whole batch."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        y = x.clone()
+        dist.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad
 
 
-def all_gather_tensor(x: torch.Tensor) -> torch.Tensor:
-    """Every rank's ``x`` (same shape on all ranks) stacked along dim 0, in rank order."""
+def sum_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """``x`` summed over the ranks, differentiably (global BatchNorm statistics)."""
+    return _SumWithGrad.apply(x) if active() else x
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.rows = len(x)
+        parts = [torch.empty_like(x) for _ in range(world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)  # every rank's loss of the global batch depends on this rank's rows
+        return grad[rank() * ctx.rows:(rank() + 1) * ctx.rows]
+
+
+def gather_with_grad(x: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """The global batch's rows (``sizes`` rows per rank, in rank order) on every rank, differentiably:
+    a loss of the whole batch computed alike on every rank then gives each rank's rows the gradient
+    they have in one process (DistributedDataParallel averages what it sums)."""
     if not active():
         return x
-    parts = [torch.empty_like(x) for _ in range(world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
+    size = max(sizes)
+    padded = torch.cat([x, x.new_zeros((size - len(x), *x.shape[1:]))]) if len(x) < size else x
+    full = _GatherWithGrad.apply(padded)
+    keep = torch.cat([torch.arange(r * size, r * size + n) for r, n in enumerate(sizes)]).to(full.device)
+    return full[keep]
 
 
-def wrap(module: torch.nn.Module) -> torch.nn.Module:
-    """``module`` under DistributedDataParallel (gradients averaged across ranks), or as is."""
+def wrap(module: torch.nn.Module, global_batchnorm: bool = True) -> torch.nn.Module:
+    """``module`` under DistributedDataParallel (gradients averaged across ranks), its BatchNorm layers
+    over the global batch unless ``global_batchnorm`` is off (``train.batchnorm: per_rank``); as is
+    outside ``torchrun``."""
     if not active():
         return module
     from torch.nn.parallel import DistributedDataParallel
 
+    if global_batchnorm:
+        from progreid.models.global_batchnorm import use_global_batchnorm
+
+        use_global_batchnorm(module)
+
     dev = next(module.parameters()).device
-    return DistributedDataParallel(module, device_ids=[dev] if dev.type == "cuda" else None)
+    # gradients as views of DDP's buckets: no copy, and no stride mismatch warning for channels-last weights
+    return DistributedDataParallel(module, device_ids=[dev] if dev.type == "cuda" else None,
+                                   gradient_as_bucket_view=True)
 
 
 def check_in_sync(module: torch.nn.Module) -> None:
@@ -198,20 +249,12 @@ def part_sizes(n: int) -> list[int]:
     return [len(a) for a in np.array_split(np.arange(n), world_size())]
 
 
-def gather_batch(features: torch.Tensor, labels: torch.Tensor, sizes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The global batch's features and labels on every rank, in global batch order (ranks may hold
-    unequal parts: they are padded for the collective and trimmed after)."""
-    if not active():
-        return features, labels
-    size = max(sizes)
-    f = torch.zeros((size, *features.shape[1:]), dtype=features.dtype, device=features.device)
-    y = torch.zeros(size, dtype=labels.dtype, device=labels.device)
-    f[:len(features)], y[:len(labels)] = features, labels
-    fs, ys = all_gather_tensor(f), all_gather_tensor(y)
-    keep = torch.cat([torch.arange(r * size, r * size + n) for r, n in enumerate(sizes)]).to(fs.device)
-    return fs[keep], ys[keep]
+def local_rows(n: int) -> slice:
+    """The rows of a global batch of ``n`` this rank takes (``local_part``'s positions)."""
+    start = sum(part_sizes(n)[:rank()])
+    return slice(start, start + part_sizes(n)[rank()])
 
 
 def local_part(batch: np.ndarray) -> np.ndarray:
     """This rank's share of a global batch: contiguous, so a P x K batch gives each rank whole identities."""
-    return np.array_split(batch, world_size())[rank()] if active() else batch
+    return batch[local_rows(len(batch))] if active() else batch

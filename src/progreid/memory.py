@@ -10,6 +10,8 @@ vectorised step, which is the same sequence of updates).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -18,7 +20,7 @@ import torch.nn.functional as F
 class ClusterMemory:
     def __init__(self, centroids: np.ndarray | torch.Tensor, temperature: float = 0.05, momentum: float = 0.1,
                  device: torch.device | str = "cpu"):
-        c = torch.as_tensor(np.asarray(centroids, np.float32)).to(device)
+        c = torch.as_tensor(np.asarray(centroids, np.float32)).to(device, torch.get_default_dtype())
         self.entries = F.normalize(c, dim=1)
         self.temperature = temperature
         self.momentum = momentum
@@ -31,7 +33,7 @@ class ClusterMemory:
     @torch.no_grad()
     def update(self, features: torch.Tensor, targets: torch.Tensor) -> None:
         """Momentum update by the batch's samples, in batch order."""
-        f = F.normalize(features.detach().float(), dim=1)
+        f = F.normalize(features.detach().to(self.entries.dtype), dim=1)
         t = targets
         # occurrence rank of each sample among the batch samples of its cluster (0 for the first)
         order = torch.argsort(t, stable=True)
@@ -55,6 +57,23 @@ def centroids(features: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
+@dataclass
+class CameraProxies:
+    """Camera-aware proxies of a training set: one entry per (cluster, camera) that has samples."""
+
+    entries: np.ndarray        # (P, D) normalised centroids
+    proxy_class: np.ndarray    # (P,) cluster of each proxy
+    proxy_camera: np.ndarray   # (P,) camera of each proxy
+    sample_proxy: np.ndarray   # (N,) each sample's proxy
+
+
+def camera_proxies(features: np.ndarray, classes: np.ndarray, cameras: np.ndarray) -> CameraProxies:
+    classes, cameras = np.asarray(classes, np.int64), np.asarray(cameras, np.int64)
+    pairs, proxy = np.unique(np.stack([classes, cameras], 1), axis=0, return_inverse=True)
+    proxy = proxy.reshape(-1)
+    return CameraProxies(centroids(features, proxy), pairs[:, 0], pairs[:, 1], proxy)
+
+
 class CameraAwareMemory(ClusterMemory):
     """One entry per (cluster, camera): camera-aware proxies (CAP, Wang et al. AAAI 2021; its released
     ``CAPMemory``). A cluster's crops from one camera look alike (viewpoint, light, background), so a
@@ -65,17 +84,14 @@ class CameraAwareMemory(ClusterMemory):
     all proxies: every proxy of the sample's cluster is a positive (soft target 1/|P|), contrasted with
     the ``hard_negatives`` most similar proxies of other clusters. Differences: the association loss
     runs from the first step (the reference waits 5 epochs; a progreid round is one clustering), and
-    the momentum is ``train.memory_momentum``. Targets are proxy ids (``proxies_of``)."""
+    the momentum is ``train.memory_momentum``. Targets are proxy ids (``CameraProxies.sample_proxy``)."""
 
-    def __init__(self, features: np.ndarray, classes: np.ndarray, cameras: np.ndarray, temperature: float = 0.05,
-                 momentum: float = 0.1, inter_weight: float = 0.5, hard_negatives: int = 50,
-                 device: torch.device | str = "cpu"):
-        classes, cameras = np.asarray(classes, np.int64), np.asarray(cameras, np.int64)
-        pairs, proxy = np.unique(np.stack([classes, cameras], 1), axis=0, return_inverse=True)
-        self.sample_proxy = proxy.reshape(-1)
-        super().__init__(centroids(features, self.sample_proxy), temperature, momentum, device)
-        self.proxy_class = torch.as_tensor(pairs[:, 0], device=device)
-        self.proxy_camera = torch.as_tensor(pairs[:, 1], device=device)
+    def __init__(self, proxies: CameraProxies, temperature: float = 0.05, momentum: float = 0.1,
+                 inter_weight: float = 0.5, hard_negatives: int = 50, device: torch.device | str = "cpu"):
+        super().__init__(proxies.entries, temperature, momentum, device)
+        self.sample_proxy = proxies.sample_proxy
+        self.proxy_class = torch.as_tensor(proxies.proxy_class, device=device)
+        self.proxy_camera = torch.as_tensor(proxies.proxy_camera, device=device)
         self.inter_weight, self.hard_negatives = inter_weight, hard_negatives
 
     def loss(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

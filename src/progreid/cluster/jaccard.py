@@ -87,15 +87,27 @@ def _knn_exact_rows(x: torch.Tensor, rows: np.ndarray, k: int) -> tuple[np.ndarr
     return i.cpu().numpy(), v.cpu().numpy()
 
 
-def _reciprocal(rank: np.ndarray, k: int, chunk: int = 1 << 15) -> list[np.ndarray]:
-    """For each i: the members of its first ``k`` neighbours that also list i in their first ``k``
-    (in row chunks: the (rows, k, k) comparison stays ~chunk x k^2, not N x k^2)."""
+def reciprocal_matrix(rank: np.ndarray, k: int, chunk: int = 1 << 15) -> sp.csr_matrix:
+    """Boolean (N, N): row i marks the members of its first ``k`` neighbours that also list i in their
+    first ``k`` (in row chunks: the (rows, k, k) comparison stays ~chunk x k^2, not N x k^2)."""
+    n = len(rank)
     fwd = rank[:, :k]
-    out: list[np.ndarray] = []
-    for s in range(0, len(rank), chunk):
+    rows_out, cols_out = [], []
+    for s in range(0, n, chunk):
         f = fwd[s:s + chunk]
         back = np.any(rank[f, :k] == np.arange(s, s + len(f))[:, None, None], axis=2)  # (rows, k)
-        out.extend(f[i, back[i]] for i in range(len(f)))
+        rows_out.append(np.repeat(np.arange(s, s + len(f)), k)[back.ravel()])
+        cols_out.append(f.ravel()[back.ravel()])
+    rows, cols = np.concatenate(rows_out), np.concatenate(cols_out)
+    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, n))
+
+
+def row_dots(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, chunk: int = 1 << 14) -> np.ndarray:
+    """``x[rows[t]] . x[cols[t]]`` for every t, in chunks of pairs small enough to stay in cache (a chunk
+    of 16k pairs of 512-d rows: 2.5x faster than 256k ones)."""
+    out = np.empty(len(rows), np.float32)
+    for s in range(0, len(rows), chunk):
+        out[s:s + chunk] = np.einsum("ij,ij->i", x[rows[s:s + chunk]], x[cols[s:s + chunk]])
     return out
 
 
@@ -109,34 +121,42 @@ def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6,
     x = np.asarray(features, np.float32)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     rank, _ = knn(x, k1, device=device)
-    V = expanded_neighbourhoods(rank, k1, k2, lambda i, members: 2 - 2 * (x[members] @ x[i]))  # |x_i - x_j|^2
+    V = expanded_neighbourhoods(rank, k1, k2, lambda i, j: 2 - 2 * row_dots(x, i, j))  # |x_i - x_j|^2
     return min_overlap_distance(V)
 
 
-def expanded_neighbourhoods(rank: np.ndarray, k1: int, k2: int, dist_to) -> sp.csr_matrix:
+def expanded_neighbourhoods(rank: np.ndarray, k1: int, k2: int, pair_distance, chunk: int = 1 << 16) -> sp.csr_matrix:
     """The V matrix of k-reciprocal encoding (Zhong et al. 2017), sparse: row i weights
-    ``exp(-dist_to(i, members))`` over i's k-reciprocal set expanded by its members' half-size sets,
-    normalised to sum 1, then averaged over i's ``k2`` nearest rows (local query expansion).
+    ``exp(-pair_distance(i, members))`` over i's k-reciprocal set R(i) expanded by the half-size set
+    R*(c) of each candidate c in R(i) that shares more than 2/3 of R*(c) with R(i), normalised to sum
+    1, then averaged over i's ``k2`` nearest rows (local query expansion).
+
     ``rank``: each row's nearest rows, itself first; all its columns are the forward lists (Cluster
-    Contrast searches ``k1`` of them, Zhong et al.'s re-ranking ``k1 + 1``), the expansion uses
-    the first ``round(k1 / 2) + 1`` (both references)."""
+    Contrast searches ``k1`` of them, Zhong et al.'s re-ranking ``k1 + 1``), the expansion uses the
+    first ``round(k1 / 2) + 1`` (both references). ``pair_distance(rows, cols)``: distances of index
+    pairs, vectorised. Array operations throughout (sparse products for the set overlaps), no loop
+    per crop: equal to the per-crop form (``jaccard_reference``), which is kept as the test oracle.
+    """
     n = len(rank)
-    near = _reciprocal(rank, rank.shape[1])
-    near_half = _reciprocal(rank, min(int(np.around(k1 / 2)) + 1, rank.shape[1]))
-    rows, cols, vals = [], [], []
-    for i in range(n):
-        recip = near[i]
-        expansion = [recip]
-        for cand in recip:
-            c = near_half[cand]
-            if len(np.intersect1d(c, recip, assume_unique=True)) > 2 / 3 * len(c):
-                expansion.append(c)
-        members = np.unique(np.concatenate(expansion))
-        w = np.exp(-dist_to(i, members))
-        rows.append(np.full(len(members), i))
-        cols.append(members)
-        vals.append(w / w.sum())
-    V = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    R = reciprocal_matrix(rank, rank.shape[1])
+    H = reciprocal_matrix(rank, min(int(np.around(k1 / 2)) + 1, rank.shape[1]))
+    HT = H.T.tocsr()
+    half_sizes = np.diff(H.indptr)
+    parts = []
+    for s in range(0, n, chunk):  # rows in chunks: the overlap products hold ~chunk x k1 x k1/2 entries
+        Rc = R[s:s + chunk]
+        overlap = (Rc @ HT).multiply(Rc).tocoo()  # |R*(c) & R(i)| at each (i, c) with c in R(i)
+        keep = overlap.data > 2 / 3 * half_sizes[overlap.col]
+        accepted = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (overlap.row[keep], overlap.col[keep])),
+                                 shape=Rc.shape)
+        members = (Rc + accepted @ H).tocsr()  # R(i) and the accepted R*(c); values only mark membership
+        members.sum_duplicates()
+        rows = np.repeat(np.arange(len(members.indptr) - 1), np.diff(members.indptr))
+        w = np.exp(-np.asarray(pair_distance(rows + s, members.indices), np.float64))
+        sums = np.bincount(rows, weights=w, minlength=Rc.shape[0])
+        parts.append(sp.csr_matrix(((w / sums[rows]).astype(np.float32), members.indices, members.indptr),
+                                   shape=Rc.shape))
+    V = sp.vstack(parts).tocsr()
     if k2 != 1:  # local query expansion: each row becomes the mean of its k2 nearest rows
         kk = min(k2, rank.shape[1])
         A = sp.csr_matrix((np.full(n * kk, 1.0 / kk), (np.repeat(np.arange(n), kk), rank[:, :kk].ravel())),

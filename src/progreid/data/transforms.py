@@ -34,7 +34,7 @@ def to_tensor(batch: np.ndarray | torch.Tensor, device: torch.device | str = "cp
     """uint8 NHWC -> float NCHW in [0, 1] on ``device`` (the permute keeps channels-last memory order)."""
     x = torch.from_numpy(np.array(batch, copy=True)) if isinstance(batch, np.ndarray) else batch
     x = x.to(device, non_blocking=True).permute(0, 3, 1, 2)
-    return x.float().div_(255.0)
+    return x.to(torch.get_default_dtype()).div_(255.0)
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
@@ -48,9 +48,51 @@ def preprocess(batch: np.ndarray | torch.Tensor, device: torch.device | str = "c
     return normalize(to_tensor(batch, device)).contiguous(memory_format=torch.channels_last)
 
 
-def augment(batch: np.ndarray | torch.Tensor, cfg: AugmentConfig, generator: torch.Generator,
-            device: torch.device | str = "cpu") -> torch.Tensor:
-    """Training transform. Random draws come from ``generator`` (on CPU) so runs are repeatable.
+@dataclass
+class AugmentDraws:
+    """Every random choice of one batch's augmentation, one row per sample. Drawn for the whole global
+    batch from one generator and then sliced, so a sample is augmented alike whichever rank holds
+    it (``fit``: the generator is keyed by seed, epoch and batch, never by rank)."""
+
+    oy: torch.Tensor      # crop offsets after padding
+    ox: torch.Tensor
+    flip: torch.Tensor    # bool
+    erase: torch.Tensor   # bool
+    ey: torch.Tensor      # erased rectangle
+    ex: torch.Tensor
+    eh: torch.Tensor
+    ew: torch.Tensor
+    theta: torch.Tensor   # rotation (radians) and shifts (grid units)
+    ty: torch.Tensor
+    tx: torch.Tensor
+
+    def rows(self, index: slice | np.ndarray) -> "AugmentDraws":
+        return AugmentDraws(**{f: getattr(self, f)[index] for f in self.__dataclass_fields__})
+
+
+def draw_augment(n: int, h: int, w: int, cfg: AugmentConfig, generator: torch.Generator) -> AugmentDraws:
+    """The random choices of ``augment`` for ``n`` images of ``h`` x ``w``, from ``generator`` (CPU)."""
+    p = cfg.pad
+    oy = torch.randint(0, 2 * p + 1, (n,), generator=generator)
+    ox = torch.randint(0, 2 * p + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < cfg.flip
+    erase = torch.rand(n, generator=generator) < cfg.erase
+    area = torch.empty(n).uniform_(*cfg.erase_area, generator=generator) * h * w
+    log_r = torch.empty(n).uniform_(np.log(cfg.erase_ratio), -np.log(cfg.erase_ratio), generator=generator)
+    eh = torch.sqrt(area * torch.exp(log_r)).round().clamp(1, h).long()
+    ew = torch.sqrt(area / torch.exp(log_r)).round().clamp(1, w).long()
+    ey = (torch.rand(n, generator=generator) * (h - eh + 1)).long()
+    ex = (torch.rand(n, generator=generator) * (w - ew + 1)).long()
+    theta = (torch.rand(n, generator=generator) * 2 - 1) * np.deg2rad(cfg.rotate)
+    ty = (torch.rand(n, generator=generator) * 2 - 1) * cfg.shift * 2  # grid units: the image spans 2
+    tx = (torch.rand(n, generator=generator) * 2 - 1) * cfg.shift * 2
+    return AugmentDraws(oy, ox, flip, erase, ey, ex, eh, ew, theta, ty, tx)
+
+
+def augment(batch: np.ndarray | torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None,
+            device: torch.device | str = "cpu", draws: AugmentDraws | None = None) -> torch.Tensor:
+    """Training transform: pad + random crop, flip, rotation and shift, normalisation, random erasing.
+    Random choices are ``draws`` (or drawn here from ``generator``, on CPU), so runs are repeatable.
 
     Crop and flip are per-image uint8 slices (a few microseconds each); scaling, normalisation and
     erasing then run on the whole batch on ``device``. Cheap enough to run inline: a background
@@ -58,18 +100,10 @@ def augment(batch: np.ndarray | torch.Tensor, cfg: AugmentConfig, generator: tor
     """
     src = batch.cpu().numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch)
     n, h, w, _ = src.shape
+    d = draws if draws is not None else draw_augment(n, h, w, cfg, generator)
     p = cfg.pad
-    oy = torch.randint(0, 2 * p + 1, (n,), generator=generator).tolist()
-    ox = torch.randint(0, 2 * p + 1, (n,), generator=generator).tolist()
-    flip = (torch.rand(n, generator=generator) < cfg.flip).tolist()
-    erase = (torch.rand(n, generator=generator) < cfg.erase).tolist()
-    area = (torch.empty(n).uniform_(*cfg.erase_area, generator=generator) * h * w)
-    log_r = torch.empty(n).uniform_(np.log(cfg.erase_ratio), -np.log(cfg.erase_ratio), generator=generator)
-    eh = torch.sqrt(area * torch.exp(log_r)).round().clamp(1, h).long()
-    ew = torch.sqrt(area / torch.exp(log_r)).round().clamp(1, w).long()
-    ey = (torch.rand(n, generator=generator) * (h - eh + 1)).long().tolist()
-    ex = (torch.rand(n, generator=generator) * (w - ew + 1)).long().tolist()
-    eh, ew = eh.tolist(), ew.tolist()
+    oy, ox, flip, erase = d.oy.tolist(), d.ox.tolist(), d.flip.tolist(), d.erase.tolist()
+    ey, ex, eh, ew = d.ey.tolist(), d.ex.tolist(), d.eh.tolist(), d.ew.tolist()
 
     out = np.zeros_like(src)
     for i in range(n):
@@ -81,7 +115,7 @@ def augment(batch: np.ndarray | torch.Tensor, cfg: AugmentConfig, generator: tor
         out[i, yd:h - ys, xd:w - xs] = img[ys:h - yd, xs:w - xd]
     x = normalize(to_tensor(out, device))
     if cfg.rotate or cfg.shift:
-        x = rotate_and_shift(x, cfg.rotate, cfg.shift, generator)
+        x = _rotate_and_shift(x, d.theta, d.ty, d.tx)
     for i in range(n):
         if erase[i]:
             x[i, :, ey[i]:ey[i] + eh[i], ex[i]:ex[i] + ew[i]] = 0.0  # 0 = the ImageNet mean colour
@@ -96,10 +130,15 @@ def rotate_and_shift(x: torch.Tensor, degrees: float, shift: float, generator: t
     fill_mode='nearest')`` that PUL's released ``unsupervised.py`` trains with (bilinear, one combined
     transform). The rotation is of pixels, not of the [-1, 1] grid, so a 256 x 128 crop is not sheared.
     """
-    n, _, h, w = x.shape
+    n = len(x)
     theta = (torch.rand(n, generator=generator) * 2 - 1) * np.deg2rad(degrees)
     ty = (torch.rand(n, generator=generator) * 2 - 1) * shift * 2  # grid units: the image spans 2
     tx = (torch.rand(n, generator=generator) * 2 - 1) * shift * 2
+    return _rotate_and_shift(x, theta, ty, tx)
+
+
+def _rotate_and_shift(x: torch.Tensor, theta: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor) -> torch.Tensor:
+    _, _, h, w = x.shape
     cos, sin = torch.cos(theta), torch.sin(theta)
     # output pixel -> input pixel, in grid units: S^-1 R S with S = diag(w, h) / 2
     affine = torch.stack([torch.stack([cos, -sin * h / w, tx], 1),

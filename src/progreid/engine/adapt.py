@@ -149,9 +149,10 @@ def run_round(ctx: RunContext, state: RunState, rnd: int) -> RoundResult:
     seed = cfg.seed * 1000 + rnd
     with timer("extract"):
         if state.features is None:
-            state.features = ctx.extract_train(state.model)
-        x = ctx.pool_features(state.features)
-    pseudo, sel = distributed.on_main_then_share(lambda: _label_and_select(ctx, state, x, seed, timer), state)
+            state.features = ctx.extract_train(state.model)  # on rank 0 (a placeholder on the others)
+    truth = None if ctx.target.truth is None else ctx.target.truth[ctx.pool]
+    pseudo, sel, diagnostics = distributed.on_main_then_share(
+        lambda: _label_and_select(ctx, state, ctx.pool_features(state.features), seed, timer, truth), state)
     indices, classes = training_set(ctx, pseudo, sel)
     with timer("train"):
         stats = FINE_TUNERS.get(cfg.stages.fine_tune)(ctx, state, indices, classes, seed)
@@ -172,9 +173,8 @@ def run_round(ctx: RunContext, state: RunState, rnd: int) -> RoundResult:
         with timer("evaluate"):
             evaluation = evaluate(ctx, state)
         row.update(evaluation.metrics.as_percent())
-    truth = None if ctx.target.truth is None else ctx.target.truth[ctx.pool]
     row.update(label_diagnostics(pseudo.labels, sel.reliable, truth))  # ground truth: reported, never used
-    row.update(identity_cosines(x, sel.reliable, truth))
+    row.update(diagnostics)
     row["seconds"] = timer.seconds
     return RoundResult(row, pseudo, sel, evaluation)
 
@@ -193,14 +193,15 @@ def finish_round(ctx: RunContext, state: RunState, hooks: list[Hook], result: Ro
         hook.round_end(ctx, state, result)
 
 
-def _label_and_select(ctx: RunContext, state: RunState, x: np.ndarray, seed: int,
-                      timer: Timer) -> tuple[PseudoLabels, Selection]:
-    """Rank 0's job under torchrun (the others receive the result)."""
+def _label_and_select(ctx: RunContext, state: RunState, x: np.ndarray, seed: int, timer: Timer,
+                      truth: np.ndarray | None) -> tuple[PseudoLabels, Selection, dict[str, Any]]:
+    """Rank 0's job under torchrun (the others receive the result): labels, selection, and the
+    features' ground-truth diagnostics (reported, never used)."""
     with timer("cluster"):
         pseudo = PSEUDO_LABELERS.get(ctx.cfg.stages.pseudo_label)(ctx, state, x, seed)
     with timer("select"):
         sel = SELECTORS.get(ctx.cfg.stages.select)(ctx, x, pseudo)
-    return pseudo, sel
+    return pseudo, sel, identity_cosines(x, sel.reliable, truth)
 
 
 def training_set(ctx: RunContext, pseudo: PseudoLabels, sel: Selection) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ from torch import nn
 
 from progreid.config import Config
 from progreid.data.records import Record
+from progreid import distributed
 from progreid.engine.device import resolve_device
 from progreid.engine.extract import extract_features
 from progreid.engine.target import TargetData, labeled_subset, load_target
@@ -45,9 +46,17 @@ class RunContext:
         return np.array([self.target.train[i].camid for i in self.pool])
 
     def extract_train(self, model: nn.Module, desc: str = "train") -> np.ndarray:
-        """Features of every training image (the labeled ones too)."""
-        return extract_features(model, self.target.train_images, device=self.device, progress=self.progress,
-                                desc=desc)
+        """Features of every training image (the labeled ones too). Under torchrun they are gathered on
+        rank 0 alone (10M crops are 20 GB of features: one copy, not one per rank); the other ranks get
+        an empty placeholder, and a stage that needs rows of them there asks ``rows_everywhere``."""
+        feats = extract_features(model, self.target.train_images, device=self.device, progress=self.progress,
+                                 desc=desc, gather="main")
+        return feats if feats is not None else np.zeros((0, model.feature_dim), np.float32)
+
+    @staticmethod
+    def rows_everywhere(features: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """``features[indices]`` on every rank, from rank 0's features."""
+        return distributed.broadcast(features[indices] if distributed.is_main() else None)
 
     def pool_features(self, features: np.ndarray) -> np.ndarray:
         """The rows the pseudo-labelling sees, L2-normalised if ``cluster.normalize``."""

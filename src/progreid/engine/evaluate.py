@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from progreid import distributed
 from progreid.data.images import load_images
 from progreid.data.layouts import require_parts
 from progreid.data.records import Record, Split
@@ -33,8 +34,8 @@ def records_arrays(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
 @dataclass
 class Evaluation:
     metrics: RankingMetrics
-    query_features: np.ndarray
-    gallery_features: np.ndarray
+    query_features: np.ndarray | None    # None on ranks other than 0 under torchrun
+    gallery_features: np.ndarray | None
 
 
 def evaluate_model(model: nn.Module, split: Split, opts: EvalOptions = EvalOptions(),
@@ -46,9 +47,12 @@ def evaluate_model(model: nn.Module, split: Split, opts: EvalOptions = EvalOptio
         query_images = load_images([r.path for r in split.query], opts.size, progress=progress)
     if gallery_images is None:
         gallery_images = load_images([r.path for r in split.gallery], opts.size, progress=progress)
-    qf = extract_features(model, query_images, opts.batch_size, device, opts.flip, progress, "query")
-    gf = extract_features(model, gallery_images, opts.batch_size, device, opts.flip, progress, "gallery")
-    return Evaluation(evaluate_arrays(qf, gf, split, opts), qf, gf)
+    qf = extract_features(model, query_images, opts.batch_size, device, opts.flip, progress, "query", gather="main")
+    gf = extract_features(model, gallery_images, opts.batch_size, device, opts.flip, progress, "gallery",
+                          gather="main")
+    # under torchrun rank 0 ranks and shares the metrics; the others hold no features
+    metrics = distributed.on_main(lambda: evaluate_arrays(qf, gf, split, opts))
+    return Evaluation(metrics, qf, gf)
 
 
 def evaluate_split(model: nn.Module, split: Split, opts: EvalOptions = EvalOptions(),

@@ -14,15 +14,18 @@ from progreid.engine.device import autocast
 
 def extract_features(model: nn.Module, images: np.ndarray, batch_size: int = 0,
                      device: torch.device | str = "cpu", flip: bool = False, progress: bool = True,
-                     desc: str = "extract") -> np.ndarray:
+                     desc: str = "extract", gather: str = "all") -> np.ndarray | None:
     """(N, D) float32 features of ``images`` (N, H, W, 3) uint8. ``flip`` averages with the mirror.
 
     ``batch_size=0`` picks 32 on CPU (bigger batches run ~2x slower there: allocator churn) and 256 on GPU.
-    Under ``torchrun`` every rank extracts its slice and every rank gets all the features.
+    Under ``torchrun`` every rank extracts its slice, and every rank gets all the features
+    (``gather="all"``) or rank 0 alone does (``"main"``; the others get None).
     """
+    if batch_size < 0:
+        raise ValueError(f"batch_size {batch_size}: use 0 (by device) or a positive number")
     if distributed.active():
         local = _extract(model, images[distributed.shard(len(images))], batch_size, device, flip, progress, desc)
-        return distributed.gather_rows(local, len(images))
+        return distributed.gather_rows(local, len(images), to=gather)
     return _extract(model, images, batch_size, device, flip, progress, desc)
 
 
@@ -39,9 +42,9 @@ def _extract(model: nn.Module, images: np.ndarray, batch_size: int, device: torc
             for s in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress, leave=False):
                 x = preprocess(images[s:s + batch_size], device)
                 with autocast(device):
-                    f = model(x).float()
+                    f = model(x).to(torch.get_default_dtype())  # out of bf16 (autocast on GPUs)
                     if flip:
-                        f = (f + model(x.flip(-1)).float()) / 2
+                        f = (f + model(x.flip(-1)).to(f.dtype)) / 2
                 out[s:s + len(x)] = f.cpu().numpy()
     finally:
         model.train(was_training)

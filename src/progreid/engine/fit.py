@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from progreid.config import TrainConfig
 from progreid.data.sampler import pk_batches, shuffled_batches
-from progreid.data.transforms import augment
+from progreid.data.transforms import augment, draw_augment
 from progreid import distributed
 from progreid.engine.device import autocast
 from progreid.errors import ProgReIDError
@@ -55,7 +55,7 @@ def warm_up_classifier(classifier: nn.Module, features: np.ndarray, labels: np.n
     meaningful logits instead of sending random-classifier gradients into the backbone."""
     torch.manual_seed(seed)
     device = next(classifier.parameters()).device
-    x = torch.as_tensor(np.asarray(features, np.float32), device=device)
+    x = torch.as_tensor(np.asarray(features, np.float32), device=device).to(torch.get_default_dtype())
     y = torch.as_tensor(labels, device=device)
     opt = torch.optim.Adam(classifier.parameters(), lr=0.01)
     classifier.train()
@@ -88,7 +88,8 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module, classifier: nn.Module | N
     if classifier is not None:
         groups.append({"params": list(classifier.parameters()), "lr": cfg.lr * cfg.classifier_lr_mult})
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               nesterov=cfg.momentum > 0)  # Nesterov needs momentum: 0 is plain SGD
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ProgReIDError(f"train.optimizer {cfg.optimizer!r}: choose sgd or adam.")
@@ -105,6 +106,12 @@ def lr_factor(cfg: TrainConfig, epoch: int) -> float:
         span = max(cfg.epochs - cfg.warmup_epochs, 1)
         return 0.5 * (1 + math.cos(math.pi * e / span))
     return 1.0
+
+
+def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
+    """The augmentation generator of one global batch, keyed by (seed, epoch, batch), never by rank."""
+    state = np.random.SeedSequence([seed, epoch, batch]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state >> np.uint64(1)))
 
 
 def _batches(cfg: TrainConfig, labels: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -136,7 +143,6 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
         raise ProgReIDError("nothing to train on: the selection kept no sample.")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed + 7919 * distributed.rank())  # ranks augment independently
     num_classes = int(labels.max()) + 1
     classifier = None
     if "softmax" in cfg.loss:
@@ -145,11 +151,13 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
             warm_up_classifier(classifier, features, labels, cfg.classifier_warmup, cfg.label_smooth, seed)
     model.to(device, memory_format=torch.channels_last).train()
     frozen = freeze_modules(model, cfg.freeze)
-    net, head = distributed.wrap(model), distributed.wrap(classifier) if classifier is not None else None
+    net = distributed.wrap(model, global_batchnorm=cfg.batchnorm == "global")
+    head = distributed.wrap(classifier) if classifier is not None else None
     optimizer = make_optimizer(cfg, model, classifier)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     labels_t = torch.as_tensor(labels)
     memory_t = labels_t if memory_targets is None else torch.as_tensor(np.asarray(memory_targets, np.int64))
+    height, width = images.shape[1:3]
     stats = FitStats()
     start = time.perf_counter()
 
@@ -163,39 +171,42 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
         losses, correct, seen = [], torch.zeros((), dtype=torch.long, device=device), 0
         bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
         for b, batch in enumerate(bar):
-            if min(distributed.part_sizes(len(batch))) < 2:
-                continue  # a rank's share of one image: BatchNorm cannot train on it (all ranks skip alike)
-            pos = distributed.local_part(batch)  # under torchrun: this rank's share of the global batch
-            x = augment(images[indices[pos]], cfg.augment, gen, device)
-            y = labels_t[pos].to(device)
+            sizes = distributed.part_sizes(len(batch))
+            if len(batch) < 2 or min(sizes) < 1:
+                continue  # BatchNorm cannot train on one image, and every rank needs a share (all ranks skip alike)
+            # the global batch's augmentation, drawn from (seed, epoch, batch) and sliced: alike on any world size
+            draws = draw_augment(len(batch), height, width, cfg.augment,
+                                 batch_generator(seed, epoch_offset + epoch, b)).rows(distributed.local_rows(len(batch)))
+            x = augment(images[indices[distributed.local_part(batch)]], cfg.augment, device=device, draws=draws)
+            y = labels_t[batch].to(device)
             with autocast(device):
-                feats = net(x)
+                # the losses see the whole global batch on every rank: batch-hard mining, per-camera means and
+                # normalisation as one process would (gather_with_grad sends each rank its rows' gradient)
+                feats = distributed.gather_with_grad(net(x), sizes).to(torch.get_default_dtype())  # out of bf16
                 loss = torch.zeros((), device=device)
                 if head is not None:
-                    logits = head(feats).float()
+                    logits = head(feats).to(torch.get_default_dtype())
                     loss = loss + cross_entropy_smooth(logits, y, cfg.label_smooth)
                     correct += (logits.detach().argmax(1) == y).sum()
                     seen += len(y)
                 if "triplet" in cfg.loss:
-                    loss = loss + batch_hard_triplet(feats.float(), y, cfg.margin)
+                    loss = loss + batch_hard_triplet(feats, y, cfg.margin)
                 if memory is not None:
-                    y_mem = memory_t[pos].to(device)
-                    loss = loss + memory.loss(feats.float(), y_mem)
+                    y_mem = memory_t[batch].to(device)
+                    loss = loss + memory.loss(feats, y_mem)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if memory is not None:  # every rank moves the entries by the whole global batch, in its order
-                memory.update(*distributed.gather_batch(feats.detach(), y_mem, distributed.part_sizes(len(batch))))
+                memory.update(feats.detach(), y_mem)
             losses.append(loss.detach())  # no host sync per step (it would stall a GPU)
             stats.images += len(batch)
             if progress and b % 10 == 0:
                 bar.set_postfix(loss=f"{float(torch.stack(losses[-10:]).mean()):.3f}")
-        # under torchrun each rank saw its share of every batch: the epoch's figures are over all of them
-        loss_sum, hits, total, steps = distributed.sum_across_ranks(
-            [float(torch.stack(losses).sum()) if losses else 0.0, float(correct), seen, len(losses)])
-        stats.loss.append(loss_sum / max(steps, 1))
-        if total:
-            stats.accuracy.append(hits / total)
+        # every rank computed the losses of the whole batch: the epoch's figures are the same on all of them
+        stats.loss.append(float(torch.stack(losses).mean()) if losses else 0.0)
+        if seen:
+            stats.accuracy.append(float(correct) / seen)
         stats.epochs += 1
     stats.seconds = time.perf_counter() - start
     distributed.check_in_sync(model)

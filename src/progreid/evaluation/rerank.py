@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from progreid.cluster.jaccard import expanded_neighbourhoods, knn, min_overlap_distance
+from progreid.cluster.jaccard import expanded_neighbourhoods, knn, min_overlap_distance, row_dots
 from progreid.evaluation.distance import pairwise_distance
 
 DENSE_LIMIT = 20_000  # Q + G above which evaluation re-ranks through ``re_ranked_rows``
@@ -75,7 +75,7 @@ def re_ranked_rows(qf: np.ndarray, gf: np.ndarray, k1: int = 20, k2: int = 6, la
     row_max = torch.cat([(1 - (x[s:s + chunk] @ x.T).min(1).values).clamp_min(1e-12) for s in range(0, n, chunk)])
     rank, _ = knn(x.numpy(), min(k1 + 1, n))
     xn, rmax = x.numpy(), row_max.numpy()
-    V = expanded_neighbourhoods(rank, k1, k2, lambda i, members: (1 - xn[members] @ xn[i]) / rmax[i])
+    V = expanded_neighbourhoods(rank, k1, k2, lambda i, j: (1 - row_dots(xn, i, j)) / rmax[i])
     closeness = min_overlap_distance(V, rows=n_q)[:, n_q:].tocsr()
     closeness.data = 1 - closeness.data  # 1 - Jaccard distance: 0 where not stored
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from progreid.cluster.centers import center_shift, update_centers
+from progreid import distributed
 from progreid.engine.context import RunContext
 from progreid.engine.stages.pseudo_label import PseudoLabels
 from progreid.engine.state import RunState
@@ -31,8 +32,11 @@ def move_centers(ctx: RunContext, state: RunState, pseudo: PseudoLabels) -> dict
     """TCUL (eq. 6-7): c_k <- c_k - lambda_c * sum_{l_i = k} (c_k - f_i) / (beta + n_k), with the
     features of the fine-tuned model (kept in ``state.features`` for the next round's labels)."""
     state.features = ctx.extract_train(state.model)
-    x = ctx.pool_features(state.features)
     old = state.arrays["centers"]
-    state.arrays["centers"] = update_centers(old, x, pseudo.labels, ctx.cfg.cluster.center_update,
-                                             ctx.cfg.cluster.beta)
-    return {"center_shift": round(center_shift(old, state.arrays["centers"]), 5)}
+
+    def move() -> float:  # on rank 0, which holds the features; the others receive the centers
+        state.arrays["centers"] = update_centers(old, ctx.pool_features(state.features), pseudo.labels,
+                                                 ctx.cfg.cluster.center_update, ctx.cfg.cluster.beta)
+        return center_shift(old, state.arrays["centers"])
+
+    return {"center_shift": round(distributed.on_main_then_share(move, state), 5)}

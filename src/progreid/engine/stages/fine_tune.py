@@ -16,7 +16,8 @@ from progreid.engine.context import RunContext
 from progreid.engine.fit import FitStats, fit
 from progreid.engine.state import RunState
 from progreid.errors import ProgReIDError
-from progreid.memory import CameraAwareMemory, ClusterMemory, centroids
+from progreid import distributed
+from progreid.memory import CameraAwareMemory, ClusterMemory, camera_proxies, centroids
 from progreid.registry import Registry
 
 FineTuner = Callable[[RunContext, RunState, np.ndarray, np.ndarray, int], FitStats]
@@ -28,7 +29,7 @@ def _warmup_features(ctx: RunContext, state: RunState, features: np.ndarray | No
     """Features of the starting model for the classifier warm-up, only when one is configured."""
     if ctx.cfg.train.classifier_warmup <= 0 or "softmax" not in ctx.cfg.train.loss or features is None:
         return None
-    return features[indices]
+    return ctx.rows_everywhere(features, indices)
 
 
 @FINE_TUNERS.register("restart")
@@ -75,12 +76,12 @@ def contrast_with_memory(ctx: RunContext, state: RunState, indices: np.ndarray, 
     targets = None
     if t.memory == "camera":
         cameras = np.array([ctx.target.train[i].camid for i in indices])
-        memory = CameraAwareMemory(state.features[indices], classes, cameras, t.temperature, t.memory_momentum,
-                                   device=ctx.device)
-        targets = memory.sample_proxy
-    else:
-        memory = ClusterMemory(centroids(state.features[indices], classes), t.temperature, t.memory_momentum,
-                               ctx.device)
+        proxies = distributed.on_main(lambda: camera_proxies(state.features[indices], classes, cameras))
+        memory = CameraAwareMemory(proxies, t.temperature, t.memory_momentum, device=ctx.device)
+        targets = proxies.sample_proxy
+    else:  # the memory's entries from rank 0's features: the other ranks hold none
+        memory = ClusterMemory(distributed.on_main(lambda: centroids(state.features[indices], classes)),
+                               t.temperature, t.memory_momentum, ctx.device)
     return fit(state.model, ctx.target.train_images, indices, classes, t, ctx.device, seed, ctx.progress,
                desc=f"round {state.last_round + 1}", memory=memory, epoch_offset=state.last_round * t.epochs,
                memory_targets=targets)
