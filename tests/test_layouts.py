@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from progreid.data.layouts import detect_layout, load_dataset, require_parts
 from progreid.data.records import DISTRACTOR, UNLABELED, relabel, without_labels
@@ -119,3 +120,49 @@ def test_labels_can_be_deleted_and_relabelled(tmp_path):
 def test_shared_datasets_load_with_market_layout(name, expected):
     split = load_dataset(shared_path(name))
     assert split.statistics() == expected
+
+
+# ---- crops as people have them (the "folders" layout, detected) ----
+def _crop(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (32, 64), (120, 80, 40)).save(path)
+
+
+def test_a_plain_folder_of_crops_is_one_camera_without_frames(tmp_path):
+    for i in range(1, 6):
+        _crop(tmp_path / f"img_{i}.jpg")
+    split = load_dataset(tmp_path)
+    assert len(split.train) == 5 and {r.camid for r in split.train} == {1} and not split.has_frames
+    assert "one camera" in split.format_statistics()
+
+
+def test_a_folder_per_camera_gives_one_camera_each_with_its_name(tmp_path):
+    for cam in ("cam2", "cam10", "cam1"):
+        for i in range(3):
+            _crop(tmp_path / cam / f"x{i}.jpg")
+    split = load_dataset(tmp_path)
+    assert split.camera_names == {1: "cam1", 2: "cam2", 3: "cam10"}  # natural order
+    assert sorted({r.camid for r in split.train}) == [1, 2, 3]
+    assert "3=cam10" in split.format_statistics()
+
+
+def test_tracker_crop_folders_keep_track_and_frame(tmp_path):
+    _crop(tmp_path / "vid1" / "person" / "3" / "000012.jpg")
+    _crop(tmp_path / "vid1" / "person" / "7" / "frame_15.jpg")
+    _crop(tmp_path / "vid2" / "person" / "3" / "f9.jpg")
+    split = load_dataset(tmp_path)
+    got = sorted((r.camid, r.track, r.frame) for r in split.train)
+    assert got == [(1, 3, 12), (1, 7, 15), (2, 3, 9)] and split.has_frames
+
+
+def test_motchallenge_style_track_folders_are_tracks_of_one_camera(tmp_path):
+    _crop(tmp_path / "1" / "a.jpg")
+    _crop(tmp_path / "2" / "b.jpg")
+    split = load_dataset(tmp_path)
+    assert sorted(r.track for r in split.train) == [1, 2] and {r.camid for r in split.train} == {1}
+
+
+def test_market_folders_with_other_names_still_ask_for_a_layout(tmp_path):
+    _crop(tmp_path / "bounding_box_train" / "img_1.jpg")
+    with pytest.raises(DatasetError, match="pass --layout"):
+        load_dataset(tmp_path)

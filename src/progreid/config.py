@@ -21,7 +21,7 @@ from progreid.data.transforms import AugmentConfig
 from progreid.errors import ProgReIDError
 from progreid.options import opt, validate
 
-METHODS = ("pul", "sul", "tcul", "cc", "tcc")
+METHODS = ("pul", "sul", "tcul", "cc", "tcc", "oracle")  # oracle: a measurement (true identities), not a method
 PRESET_FILES = (*METHODS, "train")
 
 

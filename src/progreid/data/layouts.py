@@ -214,6 +214,62 @@ def load_manifest(root: Path) -> Split:
     return split
 
 
+CLASS_FOLDERS = {"person", "persons", "pedestrian", "pedestrians", "people"}  # a tracker's class-name level
+FRAME_IN_NAME = re.compile(r"(?:^|.*[_-])(?:frame|f)[_-]?(\d+)", re.IGNORECASE)
+
+
+def _natural_key(name: str) -> list:
+    """``cam2`` before ``cam10``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _frame_of(stem: str) -> int | None:
+    """A frame number where the name carries one: ``000451``, ``frame_451``, ``f451``; else None."""
+    if stem.isdigit():
+        return int(stem)
+    m = FRAME_IN_NAME.fullmatch(stem)
+    return int(m.group(1)) if m else None
+
+
+@register("folders")
+def load_folders(root: Path) -> Split:
+    """Crops as people have them: images anywhere below ``root``, the folders saying what is known.
+
+    - images directly in ``root`` (any names): one camera, no identities;
+    - ``<camera>/...``: each first-level folder (any name: ``cam1``, ``c2``, ``entrance``) is a camera;
+      folders below it are sequences;
+    - a folder with an integer name that holds images is a tracker's track id, as trackers save crops
+      (MOTChallenge-style ``crops/<track>/``; BoxMOT/YOLO's ``crops/[<video>/]person/<track>/<frame>.jpg``,
+      where a class-name folder such as ``person`` is skipped and each video is a camera);
+    - the frame is read from a name that is a number or ends in ``frame_N``/``fN``; otherwise none.
+    Camera ids are 1.. in natural order of the folder names, kept in ``Split.camera_names``.
+    """
+    root = Path(root)
+    _check_root(root)
+    found: list[tuple[tuple[str, ...], int | None, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=_natural_key)
+        rel = Path(dirpath).relative_to(root).parts
+        images = sorted((f for f in filenames if Path(f).suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+        if not images:
+            continue
+        dirs = [d for d in rel if d.lower() not in CLASS_FOLDERS]
+        track = int(dirs.pop()) if dirs and dirs[-1].isdigit() else None
+        found.extend((tuple(dirs), track, Path(dirpath) / f) for f in images)
+    if not found:
+        raise DatasetError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in it or below it. "
+                           "Fix: point --data at the folder of crops.")
+    cameras = sorted({d[0] if d else "" for d, _, _ in found}, key=_natural_key)  # "": images in root itself
+    camera_of = {name: i for i, name in enumerate(cameras, 1)}
+    sequences: dict[tuple[str, ...], int] = {}
+    split = Split(name=root.name, camera_names={i: n or root.name for n, i in camera_of.items()})
+    for dirs, track, path in found:
+        camid = camera_of[dirs[0] if dirs else ""]
+        sequence = sequences.setdefault(dirs, sum(1 for k in sequences if k[:1] == dirs[:1])) if len(dirs) > 1 else 0
+        split.train.append(Record(str(path), UNLABELED, camid, sequence, _frame_of(path.stem), track))
+    return split
+
+
 def detect_layout(root: Path) -> str:
     """Guess the layout from the folder's contents (manifest, list files, or Market-style names)."""
     root = Path(root)
@@ -230,8 +286,17 @@ def detect_layout(root: Path) -> str:
             for layout, pattern in (("market1501", MARKET_RE), ("dukemtmc", DUKE_RE), ("cuhk03", CUHK03_RE)):
                 if names and all(pattern.fullmatch(n) for n in names):
                     return layout
+    if any((root / sub).is_dir() for sub in MARKET_PARTS.values()):
+        raise DatasetError(
+            f"{root}: has {', '.join(d for d in MARKET_PARTS.values() if (root / d).is_dir())}/ but its image names "
+            "are none of Market-1501's, DukeMTMC-reID's or CUHK03's. Fix: pass --layout one of "
+            f"{sorted(LAYOUTS)} (folders: read every image below, each first-level folder a camera)."
+        )
+    if any(Path(f).suffix.lower() in IMAGE_SUFFIXES for _, _, files in os.walk(root) for f in files):
+        return "folders"
     raise DatasetError(
-        f"{root}: cannot tell the dataset layout. Expected bounding_box_train/, query/, bounding_box_test/ "
+        f"{root}: cannot tell the dataset layout, and no images are in it or below it. Expected a folder of crops "
+        "(one folder per camera, optionally per track), bounding_box_train/, query/, bounding_box_test/ "
         f"(Market-1501, DukeMTMC-reID, CUHK03 names), MSMT17 list files, or {MANIFEST_NAME}. "
         f"Fix: pass --layout one of {sorted(LAYOUTS)}."
     )

@@ -34,6 +34,7 @@ class Split:
     train: list[Record] = field(default_factory=list)
     query: list[Record] = field(default_factory=list)
     gallery: list[Record] = field(default_factory=list)
+    camera_names: dict[int, str] = field(default_factory=dict)  # camera id -> the folder it was read from
 
     def parts(self) -> dict[str, list[Record]]:
         return {"train": self.train, "query": self.query, "gallery": self.gallery}
@@ -54,6 +55,20 @@ class Split:
         lines = [f"Dataset {self.name}", f"  {'subset':<8} {'ids':>6} {'images':>8} {'cameras':>8}"]
         for part, n_ids, n_img, n_cam in self.statistics():
             lines.append(f"  {part:<8} {n_ids:>6} {n_img:>8} {n_cam:>8}")
+        if self.camera_names:
+            lines.append("  cameras: " + ", ".join(f"{i}={n}" for i, n in sorted(self.camera_names.items())))
+        cams = {r.camid for r in self.train}
+        if len(cams) == 1:
+            lines.append("  one camera: camera-aware steps fall back to one entry per cluster; cross-camera "
+                         "diagnostics are skipped (a folder per camera gives them)")
+        if self.train and not self.has_frames:
+            lines.append("  no frame numbers: tcul/tcc (temporal) cannot run; pul, sul, cc can")
+        tracks = sum(r.track is not None for r in self.train)
+        if tracks:
+            lines.append(f"  tracks: {len({(r.camid, r.sequence, r.track) for r in self.train if r.track is not None})} "
+                         f"(from track-id folders, {tracks} crops)")
+        if not (self.query and self.gallery):
+            lines.append("  no query/gallery: no mAP is measured; metrics.jsonl's label_free_* columns say what the crops can")
         return "\n".join(lines)
 
 

@@ -26,6 +26,7 @@ from progreid.engine.rundir import RunDir
 from progreid.engine.stages import AFTER_ROUND, FINE_TUNERS, PSEUDO_LABELERS, SELECTORS, PseudoLabels
 from progreid.engine.state import RunState, restore_state
 from progreid.evaluation.clustering import cameras_per_cluster, identity_cosines, label_diagnostics
+from progreid.evaluation.label_free import label_free_score, label_free_signals
 from progreid.select import Selection
 
 
@@ -134,6 +135,7 @@ def direct_transfer(ctx: RunContext, state: RunState) -> RoundResult:
     """Round 0: the original model on the target's test split."""
     timer = Timer()
     row: dict[str, Any] = {"round": 0}
+    row.update(label_free(ctx, state, timer))
     evaluation = None
     if ctx.evaluates(0):
         with timer("evaluate"):
@@ -168,6 +170,7 @@ def run_round(ctx: RunContext, state: RunState, rnd: int) -> RoundResult:
     for name in cfg.stages.after_round:
         with timer("update"):
             row.update(AFTER_ROUND.get(name)(ctx, state, pseudo))
+    row.update(label_free(ctx, state, timer))
     evaluation = None
     if ctx.evaluates(rnd):
         with timer("evaluate"):
@@ -177,6 +180,17 @@ def run_round(ctx: RunContext, state: RunState, rnd: int) -> RoundResult:
     row.update(diagnostics)
     row["seconds"] = timer.seconds
     return RoundResult(row, pseudo, sel, evaluation)
+
+
+def label_free(ctx: RunContext, state: RunState, timer: Timer) -> dict[str, Any]:
+    """The label-free signals of the model as it is now, on the unlabeled training crops
+    (``evaluation.label_free``). Its features are the next round's, so they are extracted once."""
+    with timer("extract"):
+        if state.features is None:
+            state.features = ctx.extract_train(state.model)
+    signals = distributed.on_main(lambda: label_free_signals(ctx.pool_features(state.features), ctx.pool_cameras))
+    score = label_free_score(signals)
+    return {**signals, **({"label_free_score": score} if score is not None else {})}
 
 
 def finish_round(ctx: RunContext, state: RunState, hooks: list[Hook], result: RoundResult) -> None:

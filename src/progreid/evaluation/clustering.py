@@ -44,6 +44,14 @@ def pair_precision(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(both / same_pred) if same_pred else float("nan")
 
 
+def pair_recall(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Of all pairs of one person, the fraction that share a pseudo-label: low when people are split."""
+    table = _contingency(pred, truth)
+    same_truth = (table.sum(0) * (table.sum(0) - 1)).sum()
+    both = (table * (table - 1)).sum()
+    return float(both / same_truth) if same_truth else float("nan")
+
+
 def cameras_per_cluster(labels: np.ndarray, cameras: np.ndarray, reliable: np.ndarray) -> float:
     """Mean number of distinct cameras among each pseudo-identity's reliable members (clusters
     with at least two). Needs no ground truth: it tells whether training will see cross-camera
@@ -69,6 +77,10 @@ def label_diagnostics(labels: np.ndarray, reliable: np.ndarray, truth: np.ndarra
         "nmi": round(nmi(labels[clustered], truth[clustered]), 4),
         "reliable_purity": round(purity(labels[reliable], truth[reliable]), 4),
         "reliable_pair_precision": round(pair_precision(labels[reliable], truth[reliable]), 4),
+        "reliable_pair_recall": round(pair_recall(labels[reliable], truth[reliable]), 4),
+        "clusters_per_person": round(float(np.mean([len(np.unique(labels[clustered][truth[clustered] == p]))
+                                                    for p in np.unique(truth[clustered])])), 3),
+        "people": int(len(np.unique(truth))),
     }
 
 

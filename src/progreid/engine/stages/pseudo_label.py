@@ -126,6 +126,21 @@ def _cluster_density(ctx: RunContext, features: np.ndarray, dist: sp.csr_matrix,
                         {"eps": round(eps, 3), "outlier_fraction": round(1 - float(clustered.mean()), 4), **info})
 
 
+def _needs_identities(ctx: RunContext) -> None:
+    if ctx.target.truth is None:
+        raise ProgReIDError(f"--method oracle trains on the target's true identities (the ceiling unlabeled adaptation "
+                            f"is measured against), and the training crops of {ctx.target.split.name!r} carry none. "
+                            "Fix: use it on a labeled benchmark copy; on your own cameras use cc or tcc.")
+
+
+@PSEUDO_LABELERS.register("identities", check=_needs_identities)
+def true_identities(ctx: RunContext, state: RunState, features: np.ndarray, seed: int) -> PseudoLabels:
+    """The oracle (``--method oracle``): the true identities of the training crops as the labels. The
+    one stage that reads ground truth for training, on purpose: it measures what labels would give."""
+    _, labels = np.unique(ctx.target.truth[ctx.pool], return_inverse=True)
+    return PseudoLabels(labels.astype(np.int64), centroids(features, labels), "cosine", {"oracle": True})
+
+
 def _check_temporal_dbscan(ctx: RunContext) -> None:
     from progreid.engine.stages.selection import require_frames
 

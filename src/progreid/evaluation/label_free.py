@@ -1,0 +1,68 @@
+"""What the unlabeled training crops alone say about a model: signals a user with no labeled test set
+can read every round (``label_free_*`` in ``metrics.jsonl``).
+
+- ``label_free_cycle``: cross-camera cycle consistency. For a crop i, its nearest crop j in another
+  camera, and j's nearest crop in i's camera: the share of crops for which that is i again. A model
+  whose features match people across cameras returns to the start more often; one that matches
+  backgrounds or viewpoints does not. Needs two or more cameras.
+- ``label_free_cross_camera``: the share of each crop's 10 nearest crops that come from other cameras,
+  over the share a camera-blind ranking would give (the other cameras' share of all crops). Low values:
+  the features cluster by camera.
+- ``label_free_score`` (higher is better): the one a user should compare runs and rounds by; its
+  definition, and the evidence for it, are in ``label_free_score``'s docstring.
+
+Computed on up to ``sample`` crops (a seeded sample), in row chunks: linear in N beyond it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _sample(n: int, sample: int, seed: int) -> np.ndarray:
+    if n <= sample:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
+
+
+def label_free_signals(features: np.ndarray, cameras: np.ndarray, sample: int = 20000, seed: int = 0,
+                       k: int = 10, chunk: int = 1024) -> dict[str, float]:
+    """The signals above for ``features`` (N, D) of crops taken by ``cameras`` (N,); {} with one camera."""
+    idx = _sample(len(features), sample, seed)
+    cams = np.asarray(cameras)[idx]
+    values, cam_of = np.unique(cams, return_inverse=True)
+    if len(values) < 2 or len(idx) < 2 * k:
+        return {}
+    x = torch.nn.functional.normalize(torch.as_tensor(np.asarray(features, np.float32)[idx]), dim=1)
+    c = torch.as_tensor(cam_of)
+    n, n_cams = len(x), len(values)
+    other_nn = torch.empty(n, dtype=torch.long)
+    best_in_cam = torch.empty((n, n_cams), dtype=torch.long)  # each crop's nearest crop in every camera
+    cross_share = torch.empty(n)
+    members = [torch.nonzero(c == cam).ravel() for cam in range(n_cams)]
+    for s in range(0, n, chunk):
+        sim = x[s:s + chunk] @ x.T
+        rows = torch.arange(s, min(s + chunk, n))
+        sim[rows - s, rows] = -2.0  # not itself
+        same = c[rows][:, None] == c[None, :]
+        other_nn[rows] = sim.masked_fill(same, -3.0).argmax(1)
+        for cam, cols in enumerate(members):
+            best_in_cam[rows, cam] = cols[sim[:, cols].argmax(1)]
+        top = sim.topk(k, dim=1).indices
+        cross_share[rows] = (c[top] != c[rows][:, None]).float().mean(1)
+    back = best_in_cam[other_nn, c]
+    cycle = float((back == torch.arange(n)).float().mean())
+    counts = torch.bincount(c, minlength=n_cams).float()
+    blind = 1 - (counts[c] - 1) / (n - 1)  # other cameras' share of everyone else, per crop
+    return {"label_free_cycle": round(cycle, 4),
+            "label_free_cross_camera": round(float((cross_share / blind).mean()), 4)}
+
+
+def label_free_score(signals: dict[str, float]) -> float | None:
+    """The label-free estimate a run's rows and rounds are compared by (higher is better): the cross-camera
+    cycle consistency, None where there is one camera. Evidence so far is one run (the oracle on
+    market1501-mini, BENCHMARKS.md "label-free estimate"): it rises with the true mAP there, as the
+    cross-camera share does; which of the two ranks runs better across methods and targets is not yet
+    measured, so treat it as a signal, not a verdict."""
+    return signals.get("label_free_cycle")
