@@ -39,7 +39,7 @@ def label_free_signals(features: np.ndarray, cameras: np.ndarray, sample: int = 
     n, n_cams = len(x), len(values)
     other_nn = torch.empty(n, dtype=torch.long)
     best_in_cam = torch.empty((n, n_cams), dtype=torch.long)  # each crop's nearest crop in every camera
-    cross_share = torch.empty(n)
+    cross_share = torch.empty(n, dtype=torch.float32)  # whatever the default dtype (float64 in checks)
     members = [torch.nonzero(c == cam).ravel() for cam in range(n_cams)]
     for s in range(0, n, chunk):
         sim = x[s:s + chunk] @ x.T
