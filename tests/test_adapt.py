@@ -253,3 +253,24 @@ def test_oracle_refuses_a_target_without_identities(network, tmp_path):
     cfg = load_config("oracle", "quick", overrides=[*SMALL, f"data.target={tmp_path}", f"model.weights={weights}"])
     with pytest.raises(ProgReIDError, match="oracle trains on the target's true identities"):
         adapt(cfg, tmp_path / "run", progress=False, log=lambda s: None)
+
+
+def test_cc_on_a_plain_folder_of_crops_says_what_one_camera_and_no_test_split_lose(network, tmp_path):
+    """Crops as users have them: no camera, no identity, no test split. cc still runs, and the start of
+    the run says what it loses instead of leaving the user to find out."""
+    import shutil
+
+    paths, weights = network
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for i, f in enumerate(sorted((Path(paths["target"]) / "bounding_box_train").glob("*.jpg"))[:160], 1):
+        shutil.copy(f, plain / f"img_{i}.jpg")
+    said: list[str] = []
+    cfg = load_config("cc", "quick", overrides=[*SMALL, f"data.target={plain}", f"model.weights={weights}",
+                                                "train.epochs=1", "loop.max_rounds=1", "train.p=8"])
+    rows = adapt(cfg, tmp_path / "run", progress=False, log=said.append)
+    one_camera = next(s for s in said if s.startswith("one camera"))
+    assert "one memory entry per cluster" in one_camera and "cross-camera" in one_camera
+    assert any("no mAP is measured" in s and str(plain) in s for s in said)
+    assert [r["round"] for r in rows] == [0, 1] and all("mAP" not in r for r in rows)
+    assert rows[1]["num_train"] == 160 and "label_free_cross_camera" not in rows[1]

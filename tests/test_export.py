@@ -3,6 +3,9 @@ torch within 1e-4 on real crops, for any batch size; the rank page lists every q
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -86,6 +89,10 @@ def test_onnx_agrees_with_torch_for_any_batch(weights, tmp_path, real):
 
     meta = {p.key: p.value for p in onnx.load(str(done["path"])).metadata_props}
     assert meta["input_size"] == "256x128" and meta["arch"] == "osnet_x0_25" and "mean" in meta
+    side = json.loads(Path(f"{done['path']}.metadata.json").read_text())  # where BoxMOT reads preprocessing
+    assert done["sidecar"] == Path(f"{done['path']}.metadata.json")
+    assert side["model_name"] == "osnet_x0_25" and side["img_size"] == [256, 128] and side["preprocess"] == "resize"
+    assert side["mean"] == json.loads(meta["mean"]) and side["schema_version"] == 1
     from progreid.export.onnx_format import onnx_features
 
     images = load_images([str(p) for p in image_files(folder)][:5], (256, 128), use_cache=False, progress=False)
@@ -108,3 +115,54 @@ def test_rank_page_shows_every_query_with_its_top_gallery(weights, tmp_path):
     text = page.read_text()
     assert text.count('class="row ranked"') == 5 and text.count("<figure") == 5 * 4
     assert "1: 0.00" in text  # each query finds itself first in a gallery that holds it
+
+
+# BoxMOT 25's ReID loader, as its source reads (boxmot/reid/core/formats.py, registry.py, base_backend.py):
+# the backend is chosen by suffix; the network by the first architecture name found in the file name;
+# a ``.pt`` named like a stock model is downloaded or taken from its own cache instead of the file given.
+BOXMOT_SUFFIX_BACKEND = {".pt": "pytorch", ".torchscript": "torchscript", ".onnx": "onnx"}
+BOXMOT_ARCHS = ("osnet_x0_25", "osnet_x0_5", "osnet_x0_75", "osnet_x1_0", "osnet_ain_x1_0", "osnet_ibn_x1_0",
+                "resnet50", "mobilenetv2_x1_0", "lmbn_n", "clip")
+
+
+def boxmot_would_load(path) -> tuple[str, str]:
+    """(backend, architecture) BoxMOT picks for ``path``, or an AssertionError saying why it would not."""
+    from progreid.export.naming import is_stock_name
+
+    path = Path(path)
+    assert path.suffix in BOXMOT_SUFFIX_BACKEND, f"BoxMOT refuses the suffix {path.suffix}"
+    archs = [a for a in BOXMOT_ARCHS if a in path.name]
+    assert archs, f"BoxMOT finds no architecture in {path.name}"
+    assert not is_stock_name(path), f"BoxMOT would use its own {path.name}"
+    if path.suffix == ".onnx":  # the preprocessing BoxMOT reads sits beside the model
+        assert Path(f"{path}.metadata.json").is_file()
+    return BOXMOT_SUFFIX_BACKEND[path.suffix], max(archs, key=len)
+
+
+@pytest.mark.parametrize("fmt,backend", [("torchreid", "pytorch"), ("torchscript", "torchscript"), ("onnx", "onnx")])
+def test_exports_follow_boxmot_loader_rules(weights, tmp_path, fmt, backend):
+    if fmt == "onnx":
+        pytest.importorskip("onnx", reason="onnx (the export extra) is not installed")
+    done = api.export(weights, fmt, tmp_path / "out", arch="osnet_x0_25")
+    assert boxmot_would_load(done["path"]) == (backend, "osnet_x0_25")
+
+
+@pytest.mark.parametrize("fmt,name,fix", [
+    ("torchscript", "osnet_x0_25_mine.pt", "osnet_x0_25_mine.torchscript"),
+    ("torchscript", "osnet_x0_25_mine.ts", "osnet_x0_25_mine.torchscript"),
+    ("torchreid", "osnet_x0_25_mine.pth", "osnet_x0_25_mine.pt"),
+    ("torchreid", "osnet_x0_25_msmt17.pt", "osnet_x0_25_msmt17_adapted.pt"),
+    ("onnx", "osnet_x0_25_market1501.onnx", "osnet_x0_25_market1501_adapted.onnx"),
+])
+def test_names_boxmot_would_misread_are_refused_with_the_name_to_use(weights, tmp_path, fmt, name, fix):
+    with pytest.raises(ProgReIDError, match=f"Fix: --out .*{fix}"):
+        api.export(weights, fmt, tmp_path / name, arch="osnet_x0_25")
+    assert not (tmp_path / name).exists()
+
+
+def test_a_chosen_name_that_is_a_stock_name_is_renamed_saying_why(tmp_path):
+    from progreid.export.naming import export_path
+
+    path, note = export_path("torchreid", tmp_path, "osnet_x0_25", "osnet_x0_25_msmt17")
+    assert path.name == "osnet_x0_25_msmt17_adapted.pt" and "stock model" in note
+    assert boxmot_would_load(path) == ("pytorch", "osnet_x0_25")

@@ -160,7 +160,7 @@ def export(source: str | Path, fmt: str, out: str | Path, arch: str | None = Non
     """Write a run's (or bare weights') model as ``fmt``; ONNX is checked against torch on crops.
     An existing output file is kept unless ``force``.
 
-    Returns {"path": written file, "max_abs_difference": onnx vs torch (onnx only), "checked_on": ...}."""
+    Returns {"path": written file, "sidecar": ONNX facts for BoxMOT (onnx only), "max_abs_difference": onnx vs torch (onnx only), "checked_on": ...}."""
     from progreid.export.source import load_export_source
 
     if fmt not in EXPORT_FORMATS:
@@ -179,9 +179,10 @@ def export(source: str | Path, fmt: str, out: str | Path, arch: str | None = Non
         from progreid.export.torchscript_format import write_torchscript
 
         return {**done, "path": write_torchscript(src, path)}
-    from progreid.export.onnx_format import max_difference, write_onnx
+    from progreid.export.onnx_format import max_difference, sidecar_path, write_onnx
 
     write_onnx(src, path)
+    done["sidecar"] = sidecar_path(path)
     paths, checked_on = _check_crops(check_images)
     images = load_images(paths, src.size, progress=False, use_cache=False) if paths else \
         np.random.default_rng(0).integers(0, 256, (8, *src.size, 3), dtype=np.uint8)

@@ -90,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", dest="json_out", help="also write the metrics (percent) to this JSON file")
 
     p = sub.add_parser("adapt", help=f"adapt a model to an unlabeled target ({', '.join(METHODS)})")
-    p.add_argument("--method", choices=list(METHODS), help="default: pul (a resumed run keeps its own)")
+    p.add_argument("--method", choices=list(METHODS), help="pul: PUL (Fan et al. 2018), k-means + reliable-sample "
+                   "selection; sul: PUL without selection; tcul: TCUL (Ali et al. 2020), PUL with tracker time; "
+                   "cc: cluster contrast, DBSCAN + camera-aware proxies; tcc: cc with tracker time; oracle: the "
+                   "true training identities (a ceiling, labeled targets only). Default: pul (a resumed run keeps "
+                   "its own)")
     p.add_argument("--preset", help="paper (the paper's settings; the default) or quick (CPU-sized)")
     p.add_argument("--target", help="target dataset folder (its train split is used without labels)")
     p.add_argument("--layout", default=None, choices=["auto", *sorted(LAYOUTS)])
@@ -261,6 +265,8 @@ def run(args: argparse.Namespace) -> int:
         if done.get("note"):
             print(done["note"])
         print(f"wrote {done['path']}")
+        if "sidecar" in done:
+            print(f"wrote {done['sidecar']} (the preprocessing BoxMOT reads beside an ONNX model)")
         if "max_abs_difference" in done:
             print(f"onnxruntime vs torch: max abs feature difference {done['max_abs_difference']:.2e} "
                   f"on {done['checked_on']}")

@@ -53,6 +53,23 @@ def check_stages(ctx: RunContext) -> None:
         AFTER_ROUND.check(name, ctx)
 
 
+def target_notes(ctx: RunContext) -> list[str]:
+    """What this target cannot give the method, said at the start rather than found out later: one
+    camera (no camera-aware proxies, no cross-camera signals) and no test split (no mAP)."""
+    notes, cfg = [], ctx.cfg
+    if len(np.unique(ctx.pool_cameras)) == 1:
+        memory = (" camera-aware proxies fall back to one memory entry per cluster (train.memory=camera acts as "
+                  "train.memory=cluster);" if cfg.stages.fine_tune == "cluster_memory" and cfg.train.memory == "camera"
+                  else "")
+        notes.append(f"one camera in the training crops:{memory} the cross-camera label-free signals and "
+                     "diagnostics are skipped. A folder per camera (cam1/, cam2/, ...) gives them.")
+    if not ctx.target.has_test:
+        notes.append(f"{cfg.data.target}: no query/ and bounding_box_test/ (or test rows), so no mAP is measured; "
+                     "each round still logs its label-free signals. Check the adapted model on your own crops "
+                     "with `progreid rank` (ranked lists of your crops to look at).")
+    return notes
+
+
 def adapt(cfg: Config, out: str | Path, resume: bool = False, progress: bool = True,
           log: Callable[[str], None] = print, max_rounds: int | None = None,
           hooks: list[Hook] | None = None, force: bool = False) -> list[dict[str, Any]]:
@@ -81,6 +98,8 @@ def _adapt(run: RunDir, cfg: Config, resume: bool, progress: bool, log: Callable
         log(note)
     ctx = build_context(cfg, progress and main, device if distributed.active() else None)
     check_stages(ctx)
+    for note in target_notes(ctx):
+        log(note)
     if len(ctx.target.bad_train):
         log(f"skipping {len(ctx.target.bad_train)} unreadable training images (data.bad_images: skip), "
             f"e.g. {ctx.target.train[ctx.target.bad_train[0]].path}")

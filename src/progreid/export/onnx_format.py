@@ -1,5 +1,6 @@
-"""ONNX export with a dynamic batch axis, its preprocessing written into the model's metadata, and a
-check against torch through onnxruntime."""
+"""ONNX export with a dynamic batch axis, its preprocessing written into the model's metadata and into
+the ``<file>.onnx.metadata.json`` sidecar BoxMOT reads (its ``reid/core/artifacts.py``: schema 1,
+``model_name``, ``img_size``, ``preprocess`` "resize"), and a check against torch through onnxruntime."""
 
 from __future__ import annotations
 
@@ -34,6 +35,21 @@ def metadata(src: ExportSource) -> dict[str, str]:
             "output": f"{OUTPUT}: (batch, {src.model.feature_dim}) float32, compare by cosine"}
 
 
+def sidecar_path(path: str | Path) -> Path:
+    """Where BoxMOT looks for an exported model's facts: ``model.onnx`` -> ``model.onnx.metadata.json``."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.metadata.json")
+
+
+def sidecar(src: ExportSource) -> dict[str, object]:
+    """The same preprocessing facts as the model's metadata, in the keys BoxMOT's sidecar reader uses."""
+    h, w = src.size
+    return {"schema_version": 1, "producer": "progreid", "model_name": src.arch, "num_classes": 0,
+            "preprocess": "resize", "img_size": [h, w], "model_kwargs": {"img_size": [h, w]},
+            "input_name": INPUT, "output_name": OUTPUT, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+            "input_layout": "NCHW float32 RGB, x/255 then (x - mean) / std", "feature_dim": src.model.feature_dim}
+
+
 def write_onnx(src: ExportSource, out: str | Path, opset: int = 17) -> Path:
     onnx = _require("onnx")
     out = Path(out)
@@ -51,6 +67,7 @@ def write_onnx(src: ExportSource, out: str | Path, opset: int = 17) -> Path:
         onnx.save(proto, tmp)
 
     atomic_write(out, write)
+    atomic_write(sidecar_path(out), lambda tmp: Path(tmp).write_text(json.dumps(sidecar(src), indent=2) + "\n"))
     return out
 
 
