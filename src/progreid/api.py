@@ -22,6 +22,7 @@ from progreid.models import load_model
 from progreid.models.checkpoint import atomic_write, save_npy
 
 __all__ = ["adapt_config", "crops", "evaluate", "export", "extract", "load_model", "rank", "require_new_folder",
+           "verify", "verify_labels", "verify_score",
            "require_new_file", "write_json", "write_records_csv"]
 
 EXPORT_FORMATS = ("torchreid", "onnx", "torchscript")
@@ -227,3 +228,50 @@ def write_records_csv(path: str | Path, records: list[Record]) -> None:
 def write_json(path: str | Path, obj) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n"))
 
+
+
+def verify(data: str | Path, weights: list[str], out: str | Path, queries: int = 50, top_k: int = 10,
+           arch: str | None = None, round_: int | None = None, seed: int = 0, layout: str = "auto",
+           simulate: bool = False, device: str = "auto", progress: bool = True, log=print,
+           size: tuple[int, int] | None = None):
+    """Open (or start) the verify folder ``out``: the queries and each model's candidates, drawn once,
+    so that answers given on different days are to the same questions. With ``simulate`` every open
+    query is answered from ground truth. Returns the session (``progreid.verify.session.Session``)."""
+    from progreid.verify.build import build_session
+    from progreid.verify.session import SESSION_FILE, load_session
+    from progreid.verify.simulate import simulate_answers
+
+    out = ensure_writable_folder(out)
+    if (out / SESSION_FILE).is_file():
+        session = load_session(out)
+        asked = {"data": str(data), "models": [str(w) for w in weights]}
+        differs = [k for k, v in asked.items() if v != getattr(session, k)]
+        if differs:
+            raise ProgReIDError(f"--out {out}: holds a verify session for other {' and '.join(differs)} "
+                                f"({', '.join(f'{k}={getattr(session, k)}' for k in differs)}). Fix: the same "
+                                "--data and --weights to continue it, or another --out.")
+        log(f"continuing {out}: {len(session.queries)} queries")
+    else:
+        session = build_session(data, weights, queries, top_k, arch, round_, seed, layout, simulate,
+                                resolve_device(device), progress, log, size)
+        session.save(out)
+    if simulate:
+        simulate_answers(session, out, layout)
+    return session
+
+
+def verify_score(out: str | Path) -> dict[str, object]:
+    """The estimate of a verify folder's answers (what the page shows and ``verify --score`` prints)."""
+    from progreid.verify.score import score
+    from progreid.verify.session import load_session
+
+    return score(load_session(out), out)
+
+
+def verify_labels(out: str | Path, csv_path: str | Path, force: bool = False) -> int:
+    """Write the confirmed matches as ``path,pid`` groups for ``adapt --labeled-csv``; returns the groups."""
+    from progreid.verify.labels import write_labeled_csv
+    from progreid.verify.session import load_session
+
+    require_new_file(csv_path, force)
+    return write_labeled_csv(load_session(out), out, csv_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -179,6 +180,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--force", action="store_true", help="replace an existing page")
 
+    p = sub.add_parser("verify", help="does it work on my cameras? confirm matches on a local page: R1/mAP "
+                       "estimates with 95%% intervals, a blind comparison of models")
+    p.add_argument("--data", help="folder of crops (any layout progreid reads)")
+    p.add_argument("--layout", default="auto", choices=["auto", *sorted(LAYOUTS)])
+    p.add_argument("--weights", action="append", default=[],
+                   help="run folder (its last finished round) or weights file (then --arch); repeat to compare")
+    p.add_argument("--arch", choices=ARCHS, help="architecture of bare weights files")
+    p.add_argument("--round", dest="round_", type=flag("--round", AT_LEAST_1), help="a run's round (default: its last)")
+    p.add_argument("--out", help="verify folder: session.json (the queries) and verify.jsonl (the answers); "
+                   "the same --out continues where it stopped")
+    p.add_argument("--queries", type=flag("--queries", AT_LEAST_1), default=50, help="queries to draw (default 50)")
+    p.add_argument("--top", type=flag("--top", AT_LEAST_1), default=10, help="candidates per model (default 10)")
+    p.add_argument("--seed", type=flag("--seed", AT_LEAST_0), default=0)
+    p.add_argument("--port", type=flag("--port", PORT), default=8765, help="loopback port (0: any free one)")
+    p.add_argument("--height", type=flag("--height", AT_LEAST_1), help="input height for bare weights (default 256)")
+    p.add_argument("--width", type=flag("--width", AT_LEAST_1), help="input width for bare weights (default 128)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--simulate", action="store_true",
+                   help="answer from ground-truth identities (benchmarks and tests; refused on unlabeled crops)")
+    p.add_argument("--score", metavar="DIR", help="print the estimate of a verify folder's answers and exit")
+    p.add_argument("--json", action="store_true", help="with --score or --simulate: the estimate as JSON")
+    p.add_argument("--write-labels", metavar="CSV", help="with --score: write the confirmed matches as 'path,pid' "
+                   "groups for `adapt --labeled-csv`")
+    p.add_argument("--force", action="store_true", help="replace an existing --write-labels file")
+
     p = sub.add_parser("extract", help="write features (.npy) and records (.csv) per split")
     _add_data(p)
     _add_model(p)
@@ -270,6 +296,8 @@ def run(args: argparse.Namespace) -> int:
         if "max_abs_difference" in done:
             print(f"onnxruntime vs torch: max abs feature difference {done['max_abs_difference']:.2e} "
                   f"on {done['checked_on']}")
+    elif args.command == "verify":
+        _verify(args, progress)
     elif args.command == "rank":
         page = api.rank(args.weights, args.query, args.gallery, args.out, args.arch, args.top, args.max_queries,
                         device=args.device, progress=progress, round_=args.round_, force=args.force)
@@ -281,6 +309,38 @@ def run(args: argparse.Namespace) -> int:
         for part, path in written.items():
             print(f"{part}: {path}")
     return 0
+
+
+def _verify(args: argparse.Namespace, progress: bool) -> None:
+    from progreid import api
+
+    def show(est: dict) -> None:
+        keep = {k: v for k, v in est.items() if k not in ("text", "difference_text")}
+        print(json.dumps(keep, indent=2) if args.json else est["text"])
+
+    if args.score:
+        if args.write_labels:
+            groups = api.verify_labels(args.score, args.write_labels, args.force)
+            print(f"wrote {args.write_labels}: {groups} groups of confirmed matches (use: adapt --labeled-csv)")
+        show(api.verify_score(args.score))
+        return
+    missing = [f for f, v in (("--data", args.data), ("--weights", args.weights), ("--out", args.out)) if not v]
+    if missing:
+        raise ProgReIDError(f"verify needs {', '.join(missing)} (or --score DIR to print a folder's estimate). "
+                            "Fix: progreid verify --data CROPS --weights RUN_OR_WEIGHTS --out DIR.")
+    from progreid.folder_lock import FolderLock
+
+    with FolderLock(args.out, "verify"):
+        session = api.verify(args.data, args.weights, args.out, args.queries, args.top, args.arch, args.round_,
+                             args.seed, args.layout, args.simulate, args.device, progress,
+                             log=(lambda s: None) if args.json else print,
+                             size=(args.height, args.width) if args.height and args.width else None)
+        if args.simulate:
+            show(api.verify_score(args.out))
+            return
+        from progreid.verify.server import serve
+
+        serve(session, args.out, args.port)
 
 
 def main(argv: list[str] | None = None) -> int:
