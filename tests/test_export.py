@@ -166,3 +166,17 @@ def test_a_chosen_name_that_is_a_stock_name_is_renamed_saying_why(tmp_path):
     path, note = export_path("torchreid", tmp_path, "osnet_x0_25", "osnet_x0_25_msmt17")
     assert path.name == "osnet_x0_25_msmt17_adapted.pt" and "stock model" in note
     assert boxmot_would_load(path) == ("pytorch", "osnet_x0_25")
+
+
+def test_best_estimate_picks_the_finished_round_with_the_highest_label_free_score(tmp_path):
+    from progreid.engine.rundir import RunDir
+    from progreid.export.source import best_estimate_round
+
+    rows = [{"round": 0, "label_free_score": 0.9}, {"round": 1, "label_free_score": 0.41},
+            {"round": 2, "label_free_score": 0.47}, {"round": 3, "label_free_score": 0.45},
+            {"round": 4, "label_free_score": 0.52}]  # round 4 has not finished: not a candidate
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert best_estimate_round(RunDir(tmp_path), last=3) == (2, 0.47)  # round 0 is the original model
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"round": 1}) + "\n")  # one camera: no score
+    with pytest.raises(ProgReIDError, match="--round N"):
+        best_estimate_round(RunDir(tmp_path), last=1)

@@ -155,7 +155,7 @@ def crops(out: str | Path, listing: str | Path | None = None, video: str | Path 
     return cut_crops(cameras, out, stride, min_height)
 
 
-def export(source: str | Path, fmt: str, out: str | Path, arch: str | None = None, round_: int | None = None,
+def export(source: str | Path, fmt: str, out: str | Path, arch: str | None = None, round_: int | str | None = None,
            check_images: str | Path | None = None, size: tuple[int, int] | None = None,
            force: bool = False) -> dict[str, object]:
     """Write a run's (or bare weights') model as ``fmt``; ONNX is checked against torch on crops.
@@ -171,7 +171,7 @@ def export(source: str | Path, fmt: str, out: str | Path, arch: str | None = Non
     src = load_export_source(source, arch, round_, size)
     path, note = export_path(fmt, out, src.arch, src.file_stem)
     require_new_file(path, force)
-    done: dict[str, object] = {"path": path, "note": note}
+    done: dict[str, object] = {"path": path, "note": note, "round": src.round}
     if fmt == "torchreid":
         from progreid.export.torchreid_format import write_torchreid
 

@@ -28,6 +28,11 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}. See `{self.prog} --help`.\n")
 
 
+def _round_or_best(text: str):
+    """``--round`` of export: a round number, or ``best-estimate``."""
+    return text if text == "best-estimate" else flag("--round", AT_LEAST_1)(text)
+
+
 def _add_data(p: argparse.ArgumentParser, flag: str = "--data") -> None:
     p.add_argument(flag, required=True, help="dataset folder (Market-1501/Duke/CUHK03/MSMT17 layout or manifest.csv)")
     p.add_argument("--layout", default="auto", choices=["auto", *sorted(LAYOUTS)], help="dataset layout (default: detect)")
@@ -162,8 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", dest="fmt", required=True, choices=["torchreid", "onnx", "torchscript"])
     p.add_argument("--out", required=True, help="output file, or a folder (the file name then carries the arch)")
     p.add_argument("--arch", choices=ARCHS, help="architecture of bare weights")
-    p.add_argument("--round", dest="round_", type=flag("--round", AT_LEAST_1),
-                   help="a run's round to export (default: its last)")
+    p.add_argument("--round", dest="round_", type=_round_or_best,
+                   help="a run's round to export (default: its last), or best-estimate: the round with the highest "
+                   "label_free_score")
     p.add_argument("--check-images", help="onnx: folder of crops to compare onnxruntime with torch on")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
 
@@ -290,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
                           force=args.force)
         if done.get("note"):
             print(done["note"])
-        print(f"wrote {done['path']}")
+        print(f"wrote {done['path']}" + (f" (round {done['round']})" if done.get("round") else ""))
         if "sidecar" in done:
             print(f"wrote {done['sidecar']} (the preprocessing BoxMOT reads beside an ONNX model)")
         if "max_abs_difference" in done:

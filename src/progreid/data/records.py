@@ -68,7 +68,7 @@ class Split:
             lines.append(f"  tracks: {len({(r.camid, r.sequence, r.track) for r in self.train if r.track is not None})} "
                          f"(from track-id folders, {tracks} crops)")
         if not (self.query and self.gallery):
-            lines.append("  no query/gallery: no mAP is measured; metrics.jsonl's label_free_* columns say what the crops can")
+            lines.append("  no query/gallery: no mAP is measured; `progreid verify` estimates it from a few confirmed matches")
         return "\n".join(lines)
 
 

@@ -66,7 +66,7 @@ def target_notes(ctx: RunContext) -> list[str]:
     if not ctx.target.has_test:
         notes.append(f"{cfg.data.target}: no query/ and bounding_box_test/ (or test rows), so no mAP is measured; "
                      "each round still logs its label-free signals. Check the adapted model on your own crops "
-                     "with `progreid rank` (ranked lists of your crops to look at).")
+                     "with `progreid verify` (confirm a few matches on a page: R1/mAP estimates with intervals) or `progreid rank`.")
     return notes
 
 

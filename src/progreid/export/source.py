@@ -25,6 +25,7 @@ class ExportSource:
     weights: Path
     bare_resnet: bool           # a ResNet with no neck or head (what torchreid's resnet builders hold)
     last_stride: int = 1
+    round: int | None = None    # the run's round these weights are from (None: bare weights)
 
     @property
     def file_stem(self) -> str:
@@ -32,10 +33,26 @@ class ExportSource:
         return self.name if self.name.startswith(self.arch) else f"{self.arch}_{self.name}"
 
 
-def load_export_source(path: str | Path, arch: str | None = None, round_: int | None = None,
+BEST_ESTIMATE = "best-estimate"
+
+
+def best_estimate_round(run: RunDir, last: int) -> tuple[int, float]:
+    """(round, its label_free_score): the finished round a user without labels would export, the one
+    whose label-free signal on the unlabeled crops is highest (a later round wins a tie). The signal's
+    evidence so far is a handful of runs (BENCHMARKS.md); a labeled check or ``verify`` outranks it."""
+    scored = [(r.get("label_free_score"), r["round"]) for r in run.metrics() if 1 <= r.get("round", 0) <= last]
+    scored = [(s, r) for s, r in scored if s is not None]
+    if not scored:
+        raise ProgReIDError(f"{run.path}: no finished round has a label_free_score (one camera, or a run from "
+                            "before it was measured). Fix: pass --round N, or compare rounds with `progreid verify`.")
+    best_score, best_round = max(scored)
+    return best_round, float(best_score)
+
+
+def load_export_source(path: str | Path, arch: str | None = None, round_: int | str | None = None,
                        size: tuple[int, int] | None = None) -> ExportSource:
-    """A run folder (``config.yaml`` says the arch; the last finished round unless ``round_``) or a
-    weights file (then ``arch`` is required)."""
+    """A run folder (``config.yaml`` says the arch; the last finished round unless ``round_``, a number
+    or ``"best-estimate"``) or a weights file (then ``arch`` is required)."""
     path = Path(path)
     if path.is_dir():
         run = RunDir(path)
@@ -44,7 +61,7 @@ def load_export_source(path: str | Path, arch: str | None = None, round_: int | 
                                 "`progreid adapt`, or a weights file with --arch.")
         cfg = config_from_dict(yaml.safe_load(run.config_file.read_text()))
         last = run.read_state()["last_round"] if run.state_file.is_file() else 0
-        r = last if round_ is None else round_
+        r = last if round_ is None else best_estimate_round(run, last)[0] if round_ == BEST_ESTIMATE else round_
         if r < 1 or r > last:
             finished = f"finished rounds: 1..{last}" if last >= 1 else "no round has finished yet"
             raise ProgReIDError(f"{path}: no adapted weights for round {r} ({finished}). "
@@ -55,7 +72,7 @@ def load_export_source(path: str | Path, arch: str | None = None, round_: int | 
         m = cfg.model
         model = load_model(m.arch, weights, last_stride=m.last_stride, embedding_dim=m.embedding_dim, bn_neck=m.bn_neck)
         return ExportSource(model.eval(), m.arch, path.resolve().name, size or (cfg.data.height, cfg.data.width),
-                            weights, m.arch.startswith("resnet") and not (m.embedding_dim or m.bn_neck), m.last_stride)
+                            weights, m.arch.startswith("resnet") and not (m.embedding_dim or m.bn_neck), m.last_stride, r)
     if not arch:
         raise ProgReIDError(f"{path}: bare weights need --arch (one of {ARCHS}).")
     keys = read_state_dict(path)
