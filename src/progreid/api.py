@@ -233,7 +233,7 @@ def write_json(path: str | Path, obj) -> None:
 def verify(data: str | Path, weights: list[str], out: str | Path, queries: int = 50, top_k: int = 10,
            arch: str | None = None, round_: int | None = None, seed: int = 0, layout: str = "auto",
            simulate: bool = False, device: str = "auto", progress: bool = True, log=print,
-           size: tuple[int, int] | None = None):
+           size: tuple[int, int] | None = None, train_crops: bool = False):
     """Open (or start) the verify folder ``out``: the queries and each model's candidates, drawn once,
     so that answers given on different days are to the same questions. With ``simulate`` every open
     query is answered from ground truth. Returns the session (``progreid.verify.session.Session``)."""
@@ -253,7 +253,7 @@ def verify(data: str | Path, weights: list[str], out: str | Path, queries: int =
         log(f"continuing {out}: {len(session.queries)} queries")
     else:
         session = build_session(data, weights, queries, top_k, arch, round_, seed, layout, simulate,
-                                resolve_device(device), progress, log, size)
+                                resolve_device(device), progress, log, size, train_crops)
         session.save(out)
     if simulate:
         simulate_answers(session, out, layout)

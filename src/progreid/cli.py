@@ -205,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--simulate", action="store_true",
                    help="answer from ground-truth identities (benchmarks and tests; refused on unlabeled crops)")
+    p.add_argument("--train-crops", action="store_true", help="ask about the train split's crops (what adapt "
+                   "trains on) even where the folder has a labeled query/gallery split")
     p.add_argument("--score", metavar="DIR", help="print the estimate of a verify folder's answers and exit")
     p.add_argument("--json", action="store_true", help="with --score or --simulate: the estimate as JSON")
     p.add_argument("--write-labels", metavar="CSV", help="with --score: write the confirmed matches as 'path,pid' "
@@ -340,7 +342,8 @@ def _verify(args: argparse.Namespace, progress: bool) -> None:
         session = api.verify(args.data, args.weights, args.out, args.queries, args.top, args.arch, args.round_,
                              args.seed, args.layout, args.simulate, args.device, progress,
                              log=(lambda s: None) if args.json else print,
-                             size=(args.height, args.width) if args.height and args.width else None)
+                             size=(args.height, args.width) if args.height and args.width else None,
+                             train_crops=args.train_crops)
         if args.simulate:
             show(api.verify_score(args.out))
             return

@@ -21,7 +21,7 @@ def normalized(x: np.ndarray) -> np.ndarray:
 def build_session(data: str | Path, weights: list[str], n_queries: int = 50, top_k: int = 10,
                   arch: str | None = None, round_: int | None = None, seed: int = 0, layout: str = "auto",
                   simulate: bool = False, device: str = "cpu", progress: bool = True,
-                  log=print, size: tuple[int, int] | None = None) -> Session:
+                  log=print, size: tuple[int, int] | None = None, train_crops: bool = False) -> Session:
     """``size``: the input (height, width) for bare weights (a run folder's own size otherwise)."""
     from progreid.export.source import load_export_source
 
@@ -30,7 +30,7 @@ def build_session(data: str | Path, weights: list[str], n_queries: int = 50, top
     if n_queries < 1 or top_k < 1:
         raise ProgReIDError(f"--queries {n_queries} / --top {top_k}: both must be at least 1.")
     split = load_dataset(data, layout)
-    query_side, pool, mode = query_and_pool(split, simulate)
+    query_side, pool, mode = query_and_pool(split, simulate, train_crops)
     same = query_side is pool
     exclusion = "protocol" if mode == "benchmark" else choose_exclusion(pool)
     rng = np.random.default_rng(seed)

@@ -120,9 +120,10 @@ EXCLUSION_NOTE = {
 }
 
 
-def query_and_pool(split: Split, simulate: bool) -> tuple[list[Record], list[Record], str]:
-    """(query candidates, candidate pool, mode)."""
-    if simulate and split.query and split.gallery:
+def query_and_pool(split: Split, simulate: bool, train_crops: bool = False) -> tuple[list[Record], list[Record], str]:
+    """(query candidates, candidate pool, mode). ``train_crops``: the train split's crops (what adapt
+    trains on) even where a labeled test split exists."""
+    if simulate and split.query and split.gallery and not train_crops:
         return split.query, split.gallery, "benchmark"
     crops = split.train or [*split.query, *split.gallery]
     if not crops:
