@@ -184,3 +184,19 @@ def test_the_page_records_clicks_survives_a_reload_and_shows_the_score(network, 
     assert sum("q" in e for e in read_log(out)) == 7 and answered() == 7
     assert text == api.verify_score(out)["text"] and "7 queries answered" in text
     assert len(shot) > 10_000
+
+
+def test_simulated_clicks_on_the_train_crops_become_labels_of_true_groups(network, tmp_path):
+    """--train-crops asks about what adapt trains on; every group of simulated clicks is one person."""
+    from progreid.data.layouts import load_dataset
+
+    paths, weights = network
+    out = tmp_path / "v"
+    session = api.verify(paths["source"], [str(weights)], out, queries=12, arch="osnet_x0_25", size=(64, 32),
+                         simulate=True, train_crops=True, progress=False, log=lambda s: None)
+    train = {r.path: r.pid for r in load_dataset(paths["source"]).train}
+    assert session.mode == "crops" and all(session.images[q.query] in train for q in session.queries)
+    assert api.verify_labels(out, tmp_path / "labels.csv") >= 1
+    rows = list(csv.DictReader(open(tmp_path / "labels.csv")))
+    for pid in {r["pid"] for r in rows}:
+        assert len({train[r["path"]] for r in rows if r["pid"] == pid}) == 1
