@@ -172,9 +172,13 @@ def test_best_estimate_picks_the_finished_round_with_the_highest_label_free_scor
     from progreid.engine.rundir import RunDir
     from progreid.export.source import best_estimate_round
 
-    rows = [{"round": 0, "label_free_score": 0.9}, {"round": 1, "label_free_score": 0.41},
-            {"round": 2, "label_free_score": 0.47}, {"round": 3, "label_free_score": 0.45},
-            {"round": 4, "label_free_score": 0.52}]  # round 4 has not finished: not a candidate
+    # label_free_score as written by a run made under the earlier definition (the cycle consistency),
+    # which would pick round 3; the score is recomputed from the row's signals (the cross-camera share)
+    rows = [{"round": 0, "label_free_cross_camera": 0.9, "label_free_score": 0.9},
+            {"round": 1, "label_free_cross_camera": 0.41, "label_free_score": 0.2},
+            {"round": 2, "label_free_cross_camera": 0.47, "label_free_score": 0.2},
+            {"round": 3, "label_free_cross_camera": 0.45, "label_free_score": 0.3},
+            {"round": 4, "label_free_cross_camera": 0.52}]  # round 4 has not finished: not a candidate
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert best_estimate_round(RunDir(tmp_path), last=3) == (2, 0.47)  # round 0 is the original model
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"round": 1}) + "\n")  # one camera: no score

@@ -83,10 +83,11 @@ class LogSummary(Hook):
             self.log(f"stopping: {state.stop_reason}")
 
     def run_end(self, ctx: RunContext, state: RunState) -> None:
-        scored = [(r["label_free_score"], r["round"]) for r in state.rows
-                  if r["round"] >= 1 and r.get("label_free_score") is not None]
-        if scored:
-            score, best = max(scored)
+        from progreid.evaluation.label_free import best_round
+
+        found = best_round(state.rows)
+        if found:
+            best, score = found
             self.log(f"best round by the label-free estimate: {best} (label_free_score {score:.3f}); "
                      "export it with --round best-estimate, or compare rounds with `progreid verify`")
 

@@ -68,3 +68,16 @@ def label_free_score(signals: dict[str, float]) -> float | None:
     cuhk03-mini (cc) the cycle fell while mAP rose 11.9 -> 19.9, the share rose. Two targets, four runs:
     a signal, not a verdict."""
     return signals.get("label_free_cross_camera")
+
+
+def best_round(rows: list[dict], last: int | None = None) -> tuple[int, float] | None:
+    """(round, score) of the adapted round (1..``last``) with the highest ``label_free_score``, a later
+    round winning a tie; None when no round has one (one camera). The score is recomputed from each row's
+    signals, so a run written under an earlier definition of the score is read by the current one."""
+    scored = [(label_free_score(r), r["round"]) for r in rows
+              if r.get("round", 0) >= 1 and (last is None or r["round"] <= last)]
+    scored = [(s, r) for s, r in scored if s is not None]
+    if not scored:
+        return None
+    score, round_ = max(scored)
+    return round_, float(score)

@@ -40,13 +40,13 @@ def best_estimate_round(run: RunDir, last: int) -> tuple[int, float]:
     """(round, its label_free_score): the finished round a user without labels would export, the one
     whose label-free signal on the unlabeled crops is highest (a later round wins a tie). The signal's
     evidence so far is a handful of runs (BENCHMARKS.md); a labeled check or ``verify`` outranks it."""
-    scored = [(r.get("label_free_score"), r["round"]) for r in run.metrics() if 1 <= r.get("round", 0) <= last]
-    scored = [(s, r) for s, r in scored if s is not None]
-    if not scored:
+    from progreid.evaluation.label_free import best_round
+
+    found = best_round(run.metrics(), last)
+    if found is None:
         raise ProgReIDError(f"{run.path}: no finished round has a label_free_score (one camera, or a run from "
                             "before it was measured). Fix: pass --round N, or compare rounds with `progreid verify`.")
-    best_score, best_round = max(scored)
-    return best_round, float(best_score)
+    return found
 
 
 def load_export_source(path: str | Path, arch: str | None = None, round_: int | str | None = None,

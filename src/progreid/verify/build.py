@@ -10,12 +10,9 @@ from progreid.data.images import load_images
 from progreid.data.layouts import load_dataset
 from progreid.engine.extract import extract_features
 from progreid.errors import ProgReIDError
+from progreid.select import l2n
 from progreid.verify.session import (EXCLUSION_NOTE, Query, Session, candidate_mask, choose_exclusion,
                                      merge_shown, query_and_pool, rank_candidates, stratified_sample)
-
-
-def normalized(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def build_session(data: str | Path, weights: list[str], n_queries: int = 50, top_k: int = 10,
@@ -46,16 +43,16 @@ def build_session(data: str | Path, weights: list[str], n_queries: int = 50, top
         raise ProgReIDError(f"{data}: no query has a candidate to compare with. Fix: more crops, or several cameras.")
     log(f"verify: {len(picked)} queries from {len(query_side)} crops; "
         + ("Market-1501 protocol on the gallery split" if mode == "benchmark" else EXCLUSION_NOTE[exclusion]))
-    features = []
+    features, decoded = [], {}  # the crops decoded once per input size, whatever the number of models
     for w in weights:
         src = load_export_source(w, arch, round_, size)
-        pool_images = load_images([r.path for r in pool], src.size, progress=progress)
-        pf = normalized(extract_features(src.model, pool_images, 0, device, progress=progress, desc="candidates"))
-        if same:
-            qf = pf[picked]
-        else:
-            q_images = load_images([query_side[i].path for i in picked], src.size, progress=progress)
-            qf = normalized(extract_features(src.model, q_images, 0, device, progress=progress, desc="queries"))
+        if src.size not in decoded:
+            decoded[src.size] = (load_images([r.path for r in pool], src.size, progress=progress), None if same else
+                                 load_images([query_side[i].path for i in picked], src.size, progress=progress))
+        pool_images, q_images = decoded[src.size]
+        pf = l2n(extract_features(src.model, pool_images, 0, device, progress=progress, desc="candidates"))
+        qf = pf[picked] if same else l2n(extract_features(src.model, q_images, 0, device, progress=progress,
+                                                          desc="queries"))
         features.append((qf, pf))  # query rows in the order drawn
     ranked = rank_candidates(features, np.arange(len(picked)), masks, top_k)
     offset = 0 if same else len(query_side)

@@ -9,9 +9,10 @@ from progreid.verify.estimate import describe_difference, estimate, format_estim
 from progreid.verify.session import Session
 
 
-def score(session: Session, folder: str | Path) -> dict[str, object]:
-    """``estimate`` over the standing answers, with its text (the same lines ``--score`` prints)."""
-    answers = judged(current_answers(folder))
+def score(session: Session, folder: str | Path, standing: dict[int, dict[str, object]] | None = None) -> dict[str, object]:
+    """``estimate`` over the standing answers (read from ``folder`` unless given), with its text (the
+    same lines ``--score`` prints)."""
+    answers = judged(current_answers(folder) if standing is None else standing)
     ranked = {q: session.queries[q].ranked for q in answers}
     est = estimate(session.models, ranked, answers, session.seed)
     est["text"] = format_estimate(est)

@@ -28,16 +28,15 @@ def create_app(session: Session, folder: str | Path):
     lock = threading.Lock()  # one writer at a time, whatever the server's threads
     folder = Path(folder)
 
-    def state() -> dict[str, object]:
-        standing = current_answers(folder)
+    def state(standing: dict[int, dict[str, object]] | None = None) -> dict[str, object]:
+        standing = current_answers(folder) if standing is None else standing
         q = next_query(len(session.queries), standing)
         current = None
         if q is not None:
             item = session.queries[q]
             current = {"index": q, "query": item.query, "candidates": item.shown}
-        last = next(reversed(standing), None) if standing else None
         return {"total": len(session.queries), "answered": len(standing), "current": current,
-                "can_undo": last is not None, "estimate": score(session, folder)}
+                "can_undo": bool(standing), "estimate": score(session, folder, standing)}
 
     @app.get("/")
     def page():
@@ -60,7 +59,8 @@ def create_app(session: Session, folder: str | Path):
             standing = current_answers(folder)
             q = body.get("index")
             if q != next_query(len(session.queries), standing):
-                return jsonify({"error": "that query is not the one waiting (answered in another tab?)", **state()}), 409
+                return jsonify({"error": "that query is not the one waiting (answered in another tab?)",
+                                **state(standing)}), 409
             shown = set(session.queries[q].shown)
             if body.get("skip"):
                 append_answer(folder, {"q": q, "skip": True})

@@ -45,10 +45,6 @@ class Session:
     images: list[str]
     queries: list[Query] = field(default_factory=list)
 
-    def settings(self) -> dict[str, object]:
-        return {"data": self.data, "mode": self.mode, "models": self.models, "top_k": self.top_k,
-                "seed": self.seed, "queries": len(self.queries)}
-
     def save(self, folder: Path) -> Path:
         from progreid.models.checkpoint import atomic_write
 
