@@ -201,6 +201,45 @@ def test_killed_cc_run_resumes_to_the_same_result(network, cc_full, tmp_path):
     assert stable(resumed) == stable(cc_full)
 
 
+def test_cc_with_labels_as_links_keeps_each_confirmed_group_in_one_cluster(network, tmp_path):
+    """--labels-as links: the labeled crops stay in the pool and each group lands in one cluster;
+    a cannot-linked pair does not share one; PUL and a cannot-link file without links are refused."""
+    from progreid.engine.rundir import RunDir
+    from progreid.engine.target import load_target
+
+    paths, weights = network
+    cfg = contrast_cfg("cc", paths, weights, "loop.max_rounds=1")
+    adapt(cfg, tmp_path / "plain", progress=False, log=lambda s: None)
+    plain = RunDir(tmp_path / "plain").load_array("pseudo_labels", 1)
+    target = load_target(cfg, progress=False)
+    people: dict[int, list[int]] = {}
+    for i, pid in enumerate(target.truth):
+        people.setdefault(int(pid), []).append(i)
+    groups = [people[pid][:3] for pid in sorted(people)[:4]]
+    grouped = {i for g in groups for i in g}
+    a, b = next((i, j) for i in range(len(plain)) for j in range(i + 1, len(plain))
+                if plain[i] >= 0 and plain[i] == plain[j] and not {i, j} & grouped)  # together without the link
+    labels_csv, cannot_csv = tmp_path / "labels.csv", tmp_path / "cannot.csv"
+    labels_csv.write_text("path,pid\n" + "".join(f"{target.train[i].path},{g}\n"
+                                                 for g, members in enumerate(groups) for i in members))
+    cannot_csv.write_text(f"path_a,path_b\n{target.train[a].path},{target.train[b].path}\n")
+    rows = adapt(contrast_cfg("cc", paths, weights, "loop.max_rounds=1", "semi.labels_as=links",
+                              f"semi.labeled_csv={labels_csv}", f"semi.cannot_links_csv={cannot_csv}"),
+                 tmp_path / "run", progress=False, log=lambda s: None)
+    r = rows[1]
+    assert r["labeled"] == 0 and r["num_train"] == len(target.train)  # the labeled crops are pool crops
+    assert r["human_groups"] == 4 and r["cannot_links"] == 1
+    labels = RunDir(tmp_path / "run").load_array("pseudo_labels", 1)
+    for members in groups:
+        assert len(set(labels[members].tolist())) == 1 and labels[members[0]] >= 0
+    assert labels[a] != labels[b] or labels[a] < 0  # the pair cc put together is apart
+    with pytest.raises(ProgReIDError, match="labels_as=links.*Fix: --labels-as classes"):
+        adapt(adapt_cfg("pul", paths, weights, "semi.labels_as=links"), tmp_path / "pul", progress=False)
+    with pytest.raises(ProgReIDError, match="Fix: add --labels-as links"):
+        adapt(contrast_cfg("cc", paths, weights, f"semi.cannot_links_csv={cannot_csv}"), tmp_path / "cc",
+              progress=False)
+
+
 def test_tcc_must_links_tracks_with_a_calibrated_window_and_trains_camera_aware_proxies(network, tmp_path):
     paths, weights = network
     cfg = contrast_cfg("tcc", paths, weights)

@@ -207,3 +207,28 @@ def test_camera_aware_memory_follows_caps_loss_written_out_per_camera_and_sample
             total += 0.5 * -logp.mean()
         want += total / len(rows)
     assert torch.allclose(got, torch.as_tensor(want, dtype=got.dtype), atol=1e-4)
+
+
+def test_human_links_join_split_people_and_cannot_links_take_a_crop_out():
+    """A confirmed group ties two clusters into one (one person seen twice), a group DBSCAN leaves as
+    outliers becomes a cluster, and a crop shown as a different person leaves the query's cluster."""
+    from progreid.cluster.constraints import PairConstraints, constrain_distance, enforce
+
+    x, ids = blobs(6, 8, noise=0.3, seed=1)
+    x = np.concatenate([x, np.random.default_rng(3).standard_normal((2, 16)).astype(np.float32)])
+    ids = np.r_[ids, -1, -1]  # two lone crops DBSCAN leaves out
+    dist = jaccard_distance(x, 20, 6)
+    plain = dbscan(dist, 0.5, 4)
+    a0, a2 = np.flatnonzero(ids == 0)[0], np.flatnonzero(ids == 2)[0]
+    assert (plain[-2:] == -1).all() and plain[a0] != plain[a2] and plain.max() == 5
+    groups = np.full(len(x), -1)
+    groups[[a0, a2]] = 0        # "the same person": clusters 0 and 2 are one
+    groups[-2:] = 1             # the two outliers confirmed as one person
+    shown_not_clicked = np.flatnonzero(ids == 0)[1]
+    c = PairConstraints(groups, np.array([[a0, shown_not_clicked]]))
+    labels, info = enforce(dbscan(constrain_distance(dist, c), 0.5, 4), c)
+    assert (labels[(ids == 0) | (ids == 2)] == labels[a0]).sum() == 15  # both clusters joined, but ...
+    assert labels[shown_not_clicked] == -1 and info["cannot_link_crops_out"] == 1  # ... the crop said to differ
+    assert labels[-1] == labels[-2] >= 0 and info["groups_as_new_clusters"] == 1
+    assert labels.max() == 5 and set(labels[ids == 4]) == {labels[np.flatnonzero(ids == 4)[0]]}  # 6 -1 +1 clusters
+    assert info["human_groups"] == 2 and info["cannot_links"] == 1

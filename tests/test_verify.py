@@ -109,7 +109,7 @@ def test_simulate_is_refused_on_crops_without_identities(network, tmp_path):
                    size=(64, 32), progress=False, log=lambda s: None)
 
 
-def test_confirmed_matches_become_labeled_groups(network, tmp_path):
+def test_confirmed_matches_become_labeled_groups_and_the_rest_cannot_links(network, tmp_path):
     paths, weights = network
     out = tmp_path / "v"
     session = api.verify(paths["target"], [str(weights)], out, queries=6, arch="osnet_x0_25", size=(64, 32),
@@ -121,6 +121,13 @@ def test_confirmed_matches_become_labeled_groups(network, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "labels.csv")))
     assert n == 1 and {r["path"] for r in rows} == {session.images[i] for i in [q0.query, *q0.shown[:2]]}
     assert len({r["pid"] for r in rows}) == 1
+    pairs = api.verify_cannot_links(out, tmp_path / "cannot.csv")  # shown, not clicked: q0's rest, all of q1's
+    rows = [(r["path_a"], r["path_b"]) for r in csv.DictReader(open(tmp_path / "cannot.csv"))]
+    img = session.images
+    assert pairs == len(rows) == len(q0.shown) - 2 + len(q1.shown)
+    assert set(rows) == {(img[q0.query], img[c]) for c in q0.shown[2:]} | {(img[q1.query], img[c]) for c in q1.shown}
+    with pytest.raises(ProgReIDError, match="cannot.csv"):
+        api.verify_cannot_links(out, tmp_path / "cannot.csv")  # an existing file is kept unless --force
 
 
 def find_browser():

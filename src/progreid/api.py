@@ -275,3 +275,13 @@ def verify_labels(out: str | Path, csv_path: str | Path, force: bool = False) ->
 
     require_new_file(csv_path, force)
     return write_labeled_csv(load_session(out), out, csv_path)
+
+
+def verify_cannot_links(out: str | Path, csv_path: str | Path, force: bool = False) -> int:
+    """Write the shown-but-not-matched crops as ``path_a,path_b`` pairs for ``adapt --cannot-links``
+    (read with ``semi.labels_as=links``); returns the number of pairs."""
+    from progreid.verify.labels import write_cannot_links_csv
+    from progreid.verify.session import load_session
+
+    require_new_file(csv_path, force)
+    return write_cannot_links_csv(load_session(out), out, csv_path)

@@ -62,7 +62,8 @@ def _run_overrides(args: argparse.Namespace) -> list[str]:
     flags = {"data.target": getattr(args, "target", None), "data.source": getattr(args, "source", None),
              "data.layout": args.layout, "model.arch": args.arch, "model.weights": args.weights,
              "stages.select": getattr(args, "select", None), "semi.labeled_csv": getattr(args, "labeled_csv", None),
-             "semi.labeled_ids": getattr(args, "labeled_ids", None), "seed": args.seed, "device": args.device}
+             "semi.labeled_ids": getattr(args, "labeled_ids", None), "semi.labels_as": getattr(args, "labels_as", None),
+             "semi.cannot_links_csv": getattr(args, "cannot_links", None), "seed": args.seed, "device": args.device}
     return [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
 
 
@@ -111,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labeled-csv", help="semi-supervised: CSV 'path,pid' of labeled target images")
     p.add_argument("--labeled-ids", type=flag("--labeled-ids", check_of(SemiConfig, "labeled_ids")),
                    help="semi-supervised experiment: labels of N train identities")
+    p.add_argument("--labels-as", choices=check_of(SemiConfig, "labels_as").allowed(),
+                   help="classes: the labeled groups train as identities of their own (PUL's semi-supervised "
+                   "setting; the default); links: must-links inside cc/tcc's clustering, each group joining its "
+                   "person's unlabeled crops")
+    p.add_argument("--cannot-links", help="with --labels-as links: CSV 'path_a,path_b' of crops shown to be "
+                   "different people (verify --write-cannot-links), kept out of one cluster")
     _add_common_run(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished round "
                    "that verifies, with the config saved there (an option that differs from it is an error; "
@@ -211,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="with --score or --simulate: the estimate as JSON")
     p.add_argument("--write-labels", metavar="CSV", help="with --score: write the confirmed matches as 'path,pid' "
                    "groups for `adapt --labeled-csv`")
-    p.add_argument("--force", action="store_true", help="replace an existing --write-labels file")
+    p.add_argument("--write-cannot-links", metavar="CSV", help="with --score: write each answered query's shown, "
+                   "unclicked crops as 'path_a,path_b' pairs for `adapt --labels-as links --cannot-links`")
+    p.add_argument("--force", action="store_true", help="replace existing --write-labels/--write-cannot-links files")
 
     p = sub.add_parser("extract", help="write features (.npy) and records (.csv) per split")
     _add_data(p)
@@ -330,6 +339,10 @@ def _verify(args: argparse.Namespace, progress: bool) -> None:
         if args.write_labels:
             groups = api.verify_labels(args.score, args.write_labels, args.force)
             print(f"wrote {args.write_labels}: {groups} groups of confirmed matches (use: adapt --labeled-csv)")
+        if args.write_cannot_links:
+            pairs = api.verify_cannot_links(args.score, args.write_cannot_links, args.force)
+            print(f"wrote {args.write_cannot_links}: {pairs} pairs shown to differ "
+                  "(use: adapt --labels-as links --cannot-links)")
         show(api.verify_score(args.score))
         return
     missing = [f for f, v in (("--data", args.data), ("--weights", args.weights), ("--out", args.out)) if not v]

@@ -164,6 +164,11 @@ class LoopConfig:
 class SemiConfig:
     labeled_csv: str = ""       # CSV 'path,pid' of labeled target images (semi-supervised PUL)
     labeled_ids: int = opt(0, **COUNT)  # experiment: take the labels of this many train identities
+    # how the labeled groups train: "classes" of their own beside the pseudo-identities (PUL's
+    # semi-supervised setting), or "links": must-links inside the density clustering (cc, tcc), the
+    # crops staying in the pool so each group joins the cluster of the rest of its person's crops
+    labels_as: str = opt("classes", choices=("classes", "links"))
+    cannot_links_csv: str = ""  # CSV 'path_a,path_b' of crops shown to differ (verify --write-cannot-links); links only
 
 
 @dataclass

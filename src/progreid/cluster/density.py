@@ -60,3 +60,11 @@ def with_links(dist: sp.csr_matrix, i: np.ndarray, j: np.ndarray) -> sp.csr_matr
     mask = sp.csr_matrix((np.ones(2 * len(i), np.float32), (np.r_[i, j], np.r_[j, i])), shape=(n, n))
     mask.data[:] = 1  # a pair listed twice still counts once
     return (dist - dist.multiply(mask) + LINKED * mask).tocsr()
+
+
+def without_pairs(dist: sp.csr_matrix, i: np.ndarray, j: np.ndarray) -> sp.csr_matrix:
+    """``dist`` with the pairs (i, j) and (j, i) removed: far apart for DBSCAN (cannot-links)."""
+    n = dist.shape[0]
+    d = dist.tocoo()
+    drop = np.isin(d.row.astype(np.int64) * n + d.col, np.r_[np.asarray(i, np.int64) * n + j, np.asarray(j, np.int64) * n + i])
+    return sp.csr_matrix((d.data[~drop], (d.row[~drop], d.col[~drop])), shape=dist.shape)

@@ -25,6 +25,7 @@ from progreid.engine.hooks import Hook, RoundResult, default_hooks
 from progreid.engine.rundir import RunDir
 from progreid.engine.stages import AFTER_ROUND, FINE_TUNERS, PSEUDO_LABELERS, SELECTORS, PseudoLabels
 from progreid.engine.state import RunState, restore_state
+from progreid.errors import ProgReIDError
 from progreid.evaluation.clustering import cameras_per_cluster, identity_cosines, label_diagnostics
 from progreid.evaluation.label_free import label_free_score, label_free_signals
 from progreid.select import Selection
@@ -51,6 +52,20 @@ def check_stages(ctx: RunContext) -> None:
     FINE_TUNERS.check(s.fine_tune, ctx)
     for name in s.after_round:
         AFTER_ROUND.check(name, ctx)
+
+
+DENSITY_LABELLERS = ("dbscan", "temporal_dbscan")  # the pseudo-labellers that take must/cannot-links
+
+
+def check_semi(cfg: Config) -> None:
+    """How labeled crops train must fit the method, said before any image is read."""
+    semi, labeller = cfg.semi, cfg.stages.pseudo_label
+    if semi.labels_as == "links" and labeller not in DENSITY_LABELLERS:
+        raise ProgReIDError(f"semi.labels_as=links ties labeled crops into a density clustering (cc, tcc); --method "
+                            f"{cfg.method} clusters with {labeller}. Fix: --labels-as classes, or --method cc or tcc.")
+    if semi.cannot_links_csv and semi.labels_as != "links":
+        raise ProgReIDError(f"semi.cannot_links_csv={semi.cannot_links_csv} is read only inside the clustering. "
+                            "Fix: add --labels-as links (cc, tcc), or drop --cannot-links.")
 
 
 def target_notes(ctx: RunContext) -> list[str]:
@@ -96,6 +111,7 @@ def _adapt(run: RunDir, cfg: Config, resume: bool, progress: bool, log: Callable
     cfg, saved, notes = distributed.on_main(lambda: _open_run(run, cfg, resume, max_rounds, force))
     for note in notes:
         log(note)
+    check_semi(cfg)
     ctx = build_context(cfg, progress and main, device if distributed.active() else None)
     check_stages(ctx)
     for note in target_notes(ctx):

@@ -8,12 +8,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from progreid.cluster.constraints import PairConstraints
 from progreid.config import Config
 from progreid.data.records import Record
 from progreid import distributed
 from progreid.engine.device import resolve_device
 from progreid.engine.extract import extract_features
-from progreid.engine.target import TargetData, labeled_subset, load_target
+from progreid.engine.target import TargetData, cannot_link_pairs, labeled_subset, load_target
 from progreid.models import load_model
 from progreid.select import l2n
 from progreid.temporal import calibrate_frame_window, parse_frame_window
@@ -36,6 +37,7 @@ class RunContext:
     labeled_idx: np.ndarray    # semi-supervised: indices of labeled target images ...
     labeled_cls: np.ndarray    # ... and their classes 0..L-1
     progress: bool = True
+    constraints: PairConstraints | None = None  # semi.labels_as=links: the groups and cannot-links, in pool positions
 
     @property
     def pool_records(self) -> list[Record]:
@@ -81,5 +83,23 @@ def build_context(cfg: Config, progress: bool = True, device: str | None = None)
     device = resolve_device(device or cfg.device)  # a wrong --device fails before any image is read
     target = load_target(cfg, progress)
     labeled_idx, labeled_cls = labeled_subset(cfg, target)
+    if cfg.semi.labels_as == "links":  # the labeled crops stay in the pool, tied by must-links
+        pool = np.setdiff1d(np.arange(len(target.train)), target.bad_train)
+        constraints = pair_constraints(pool, labeled_idx, labeled_cls, cannot_link_pairs(cfg, target))
+        empty = np.zeros(0, np.int64)
+        return RunContext(cfg, device, target, pool, empty, empty, progress, constraints)
     pool = np.setdiff1d(np.arange(len(target.train)), np.union1d(labeled_idx, target.bad_train))
     return RunContext(cfg, device, target, pool, labeled_idx, labeled_cls, progress)
+
+
+def pair_constraints(pool: np.ndarray, labeled_idx: np.ndarray, labeled_cls: np.ndarray,
+                     cannot: np.ndarray) -> PairConstraints:
+    """Train indices -> pool positions (``pool`` is sorted); a pair touching an unreadable crop is dropped."""
+    groups = np.full(len(pool), -1, np.int64)
+    pos = np.searchsorted(pool, labeled_idx)
+    inside = (pos < len(pool)) & (pool[np.minimum(pos, len(pool) - 1)] == labeled_idx)
+    groups[pos[inside]] = labeled_cls[inside]
+    a, b = np.searchsorted(pool, cannot[:, 0]), np.searchsorted(pool, cannot[:, 1])
+    ok = (a < len(pool)) & (b < len(pool))
+    ok[ok] &= (pool[a[ok]] == cannot[ok, 0]) & (pool[b[ok]] == cannot[ok, 1]) & (a[ok] != b[ok])
+    return PairConstraints(groups, np.stack([a[ok], b[ok]], 1).astype(np.int64).reshape(-1, 2))

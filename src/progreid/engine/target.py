@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -66,20 +67,14 @@ def labeled_subset(cfg: Config, target: TargetData) -> tuple[np.ndarray, np.ndar
     """
     if cfg.semi.labeled_csv:
         csv_path = Path(cfg.semi.labeled_csv)
-        if not csv_path.is_file():
-            raise ProgReIDError(f"{csv_path}: labeled CSV not found (semi.labeled_csv).")
-        where = {str(Path(r.path).resolve()): i for i, r in enumerate(target.train)}
-        by_name = {Path(r.path).name: i for i, r in enumerate(target.train)}
+        find = _train_image_finder(target, csv_path)
         idx, pids = [], []
-        with csv_path.open(newline="", encoding="utf-8-sig") as fh:
-            for lineno, row in enumerate(csv.DictReader(fh), 2):
-                path = Path(row.get("path", ""))
-                full = str((csv_path.parent / path).resolve())
-                i = where.get(full, by_name.get(path.name))
-                if i is None or not row.get("pid", "").strip().lstrip("-").isdigit():
-                    raise ProgReIDError(f"{csv_path}:{lineno}: {row} is not a 'path,pid' row of a training image.")
-                idx.append(i)
-                pids.append(int(row["pid"]))
+        for lineno, row in _csv_rows(csv_path, "semi.labeled_csv"):
+            i = find(row.get("path"))
+            if i is None or not (row.get("pid") or "").strip().lstrip("-").isdigit():
+                raise ProgReIDError(f"{csv_path}:{lineno}: {row} is not a 'path,pid' row of a training image.")
+            idx.append(i)
+            pids.append(int(row["pid"]))
         _, classes = np.unique(pids, return_inverse=True)
         return np.array(idx, np.int64), classes.astype(np.int64)
     if cfg.semi.labeled_ids > 0:
@@ -91,3 +86,41 @@ def labeled_subset(cfg: Config, target: TargetData) -> tuple[np.ndarray, np.ndar
         _, classes = np.unique(target.truth[idx], return_inverse=True)
         return idx.astype(np.int64), classes.astype(np.int64)
     return np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+
+def cannot_link_pairs(cfg: Config, target: TargetData) -> np.ndarray:
+    """(M, 2) train indices of the ``semi.cannot_links_csv`` pairs (``path_a,path_b``: crops a person
+    was shown as different people, ``verify --write-cannot-links``); none without the file."""
+    if not cfg.semi.cannot_links_csv:
+        return np.zeros((0, 2), np.int64)
+    csv_path = Path(cfg.semi.cannot_links_csv)
+    find = _train_image_finder(target, csv_path)
+    pairs = []
+    for lineno, row in _csv_rows(csv_path, "semi.cannot_links_csv"):
+        a, b = find(row.get("path_a")), find(row.get("path_b"))
+        if a is None or b is None:
+            raise ProgReIDError(f"{csv_path}:{lineno}: {row} is not a 'path_a,path_b' row of two training images.")
+        pairs.append((a, b))
+    return np.array(pairs, np.int64).reshape(-1, 2)
+
+
+def _csv_rows(csv_path: Path, key: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) of a CSV with a header line; a missing file is an error naming ``key``."""
+    if not csv_path.is_file():
+        raise ProgReIDError(f"{csv_path}: CSV not found ({key}).")
+    with csv_path.open(newline="", encoding="utf-8-sig") as fh:
+        yield from enumerate(csv.DictReader(fh), 2)
+
+
+def _train_image_finder(target: TargetData, csv_path: Path) -> Callable[[str | None], int | None]:
+    """A CSV's path (relative to the CSV, absolute, or a bare file name) -> its training image index."""
+    where = {str(Path(r.path).resolve()): i for i, r in enumerate(target.train)}
+    by_name = {Path(r.path).name: i for i, r in enumerate(target.train)}
+
+    def find(text: str | None) -> int | None:
+        if not text:
+            return None
+        path = Path(text)
+        return where.get(str((csv_path.parent / path).resolve()), by_name.get(path.name))
+
+    return find

@@ -1,6 +1,8 @@
 """The clicks as labels: confirmed matches join a query and its crops into one group (connected
 components over all answers), written as the ``path,pid`` CSV that ``adapt --labeled-csv`` reads
-(semi-supervised PUL). Only answered queries with at least one match make a group."""
+(semi-supervised PUL; with ``semi.labels_as=links`` must-links for cc/tcc). Only answered queries with
+at least one match make a group. The crops a person saw beside the query and did not click (all of
+them after "none of these") are the cannot-links, ``path_a,path_b`` rows for ``adapt --cannot-links``."""
 
 from __future__ import annotations
 
@@ -40,3 +42,22 @@ def write_labeled_csv(session: Session, folder: str | Path, path: str | Path) ->
             for p in members:
                 w.writerow([p, pid])
     return len(found)
+
+
+def cannot_pairs(session: Session, folder: str | Path) -> list[tuple[str, str]]:
+    """(query, candidate) image paths for every shown candidate an answered query did not match."""
+    out = []
+    for q, matches in judged(current_answers(folder)).items():
+        query = session.queries[q]
+        out += [(session.images[query.query], session.images[c]) for c in query.shown if c not in matches]
+    return out
+
+
+def write_cannot_links_csv(session: Session, folder: str | Path, path: str | Path) -> int:
+    """Write ``path_a,path_b`` rows (crops shown to be different people); returns the number of pairs."""
+    pairs = cannot_pairs(session, folder)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path_a", "path_b"])
+        w.writerows(pairs)
+    return len(pairs)

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from progreid.cluster import assign, kmeans
+from progreid.cluster.constraints import constrain_distance, enforce
 from progreid.cluster.density import auto_eps, dbscan, with_links
 from progreid.cluster.jaccard import jaccard_distance
 from progreid.engine.context import RunContext
@@ -117,7 +118,12 @@ def _cluster_density(ctx: RunContext, features: np.ndarray, dist: sp.csr_matrix,
     """DBSCAN on ``dist``; ``eps: auto`` chosen on ``eps_dist`` where given. Centroids of ``features``."""
     c = ctx.cfg.cluster
     eps = auto_eps(dist if eps_dist is None else eps_dist, c.min_samples)[0] if c.eps == "auto" else float(c.eps)
-    labels = dbscan(dist, eps, c.min_samples)
+    human = ctx.constraints
+    if human is None or human.empty:
+        labels = dbscan(dist, eps, c.min_samples)
+    else:  # a person's answers (semi.labels_as=links): in DBSCAN's input and kept in its output; eps as without
+        labels, kept = enforce(dbscan(constrain_distance(dist, human), eps, c.min_samples), human)
+        info = {**info, **kept}
     clustered = labels >= 0
     if not clustered.any():
         raise ProgReIDError(f"DBSCAN found no cluster at cluster.eps={eps} (min_samples {c.min_samples}) "
