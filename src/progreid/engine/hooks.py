@@ -78,7 +78,8 @@ class LogSummary(Hook):
         self.log = log
 
     def round_end(self, ctx: RunContext, state: RunState, result: RoundResult) -> None:
-        self.log(summary_line(result.row, ctx.cfg.loop.max_rounds))
+        first = next((r for r in state.rows if r["round"] == 1), None)
+        self.log(summary_line(result.row, ctx.cfg.loop.max_rounds, first.get("k") if first else None))
         if state.stop_reason:
             self.log(f"stopping: {state.stop_reason}")
 
@@ -107,7 +108,9 @@ def default_hooks(run: RunDir, log: Callable[[str], None]) -> list[Hook]:
     return [SaveRound(run), SaveArtifacts(run), LogSummary(log), BuildReport(run, log)]
 
 
-def summary_line(row: dict[str, Any], max_rounds: int) -> str:
+def summary_line(row: dict[str, Any], max_rounds: int, first_k: int | None = None) -> str:
+    """The round in one line: what was chosen from the data, the test, what the clustering shows of
+    splitting people (``first_k``: round 1's cluster count, to say how K has moved), the seconds."""
     parts = [f"round {row['round']}/{max_rounds}"]
     if row["round"] > 0:
         eps = f"  eps {row['eps']}" if "eps" in row else ""
@@ -120,5 +123,21 @@ def summary_line(row: dict[str, Any], max_rounds: int) -> str:
         parts.append(f"R1 {row['rank1']:.1f}  mAP {row['mAP']:.1f}")
     if "reliable_pair_precision" in row:
         parts.append(f"reliable precision {100 * row['reliable_pair_precision']:.1f}%")
+    split = oversplit_text(row, first_k)
+    if split:
+        parts.append(split)
     parts.append(" ".join(f"{k} {v:.0f}s" for k, v in row["seconds"].items()))
     return "  |  ".join(parts)
+
+
+def oversplit_text(row: dict[str, Any], first_k: int | None) -> str:
+    """"split? ..." from the label-free over-segmentation signals of a density clustering's round."""
+    bits = []
+    if "split_camera_pairs" in row:
+        bits.append(f"{row['split_camera_pairs']} cluster pairs look like one person across cameras "
+                    f"({100 * row['split_camera_pair_share']:.0f}% of K)")
+    if "clusters_per_track" in row:
+        bits.append(f"{row['clusters_per_track']:.2f} clusters per track")
+    if bits and first_k and row.get("round", 0) > 1 and "k" in row:
+        bits.append(f"K {row['k'] / first_k:.2f}x round 1's")
+    return "split? " + ", ".join(bits) if bits else ""

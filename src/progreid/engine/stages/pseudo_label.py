@@ -22,7 +22,8 @@ from progreid.engine.state import RunState
 from progreid.errors import ProgReIDError
 from progreid.memory import centroids
 from progreid.registry import Registry
-from progreid.temporal import blend_along_links, must_links
+from progreid.evaluation.oversegmentation import oversegmentation_signals
+from progreid.temporal import blend_along_links, must_links, track_groups
 
 IMAGES_PER_CLUSTER = 16  # K = N / 16 when cluster.k = 0 (Market-1501 has ~17 images per identity; the default is auto)
 
@@ -108,7 +109,9 @@ def moving_center_labels(ctx: RunContext, state: RunState, features: np.ndarray,
 def density_labels(ctx: RunContext, state: RunState, features: np.ndarray, seed: int) -> PseudoLabels:
     """Cluster contrast: DBSCAN on the k-reciprocal Jaccard distance (``cluster.k1``, ``k2``, ``eps``,
     ``min_samples``); samples in no dense region get label -1 and sit the round out. No K to guess;
-    ``eps: auto`` is chosen from the data every round (``cluster.density.auto_eps``) and logged."""
+    ``eps: auto`` is chosen from the data every round (``cluster.density.auto_eps``) and logged, with
+    what the clustering shows of splitting people (``evaluation.oversegmentation``: cluster pairs that
+    look like one person split by camera; clusters per tracker track), which the summary line says."""
     c = ctx.cfg.cluster
     return _cluster_density(ctx, features, jaccard_distance(features, c.k1, c.k2, ctx.device), {})
 
@@ -128,8 +131,9 @@ def _cluster_density(ctx: RunContext, features: np.ndarray, dist: sp.csr_matrix,
     if not clustered.any():
         raise ProgReIDError(f"DBSCAN found no cluster at cluster.eps={eps} (min_samples {c.min_samples}) "
                             f"among {len(labels)} images. Fix: raise cluster.eps or lower cluster.min_samples.")
+    seen = oversegmentation_signals(features, labels, ctx.pool_cameras, track_groups(ctx.pool_records))
     return PseudoLabels(labels, centroids(features[clustered], labels[clustered]), "cosine",
-                        {"eps": round(eps, 3), "outlier_fraction": round(1 - float(clustered.mean()), 4), **info})
+                        {"eps": round(eps, 3), "outlier_fraction": round(1 - float(clustered.mean()), 4), **info, **seen})
 
 
 def _needs_identities(ctx: RunContext) -> None:
