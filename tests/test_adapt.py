@@ -202,7 +202,7 @@ def test_killed_cc_run_resumes_to_the_same_result(network, cc_full, tmp_path):
 
 
 def test_cc_with_labels_as_links_keeps_each_confirmed_group_in_one_cluster(network, tmp_path):
-    """--labels-as links: the labeled crops stay in the pool and each group lands in one cluster;
+    """Labels as links (cc's default): the labeled crops stay in the pool and each group lands in one cluster;
     a cannot-linked pair does not share one; PUL and a cannot-link file without links are refused."""
     from progreid.engine.rundir import RunDir
     from progreid.engine.target import load_target
@@ -223,7 +223,7 @@ def test_cc_with_labels_as_links_keeps_each_confirmed_group_in_one_cluster(netwo
     labels_csv.write_text("path,pid\n" + "".join(f"{target.train[i].path},{g}\n"
                                                  for g, members in enumerate(groups) for i in members))
     cannot_csv.write_text(f"path_a,path_b\n{target.train[a].path},{target.train[b].path}\n")
-    rows = adapt(contrast_cfg("cc", paths, weights, "loop.max_rounds=1", "semi.labels_as=links",
+    rows = adapt(contrast_cfg("cc", paths, weights, "loop.max_rounds=1",  # semi.labels_as auto: links for cc
                               f"semi.labeled_csv={labels_csv}", f"semi.cannot_links_csv={cannot_csv}"),
                  tmp_path / "run", progress=False, log=lambda s: None)
     r = rows[1]
@@ -235,9 +235,9 @@ def test_cc_with_labels_as_links_keeps_each_confirmed_group_in_one_cluster(netwo
     assert labels[a] != labels[b] or labels[a] < 0  # the pair cc put together is apart
     with pytest.raises(ProgReIDError, match="labels_as=links.*Fix: --labels-as classes"):
         adapt(adapt_cfg("pul", paths, weights, "semi.labels_as=links"), tmp_path / "pul", progress=False)
-    with pytest.raises(ProgReIDError, match="Fix: add --labels-as links"):
-        adapt(contrast_cfg("cc", paths, weights, f"semi.cannot_links_csv={cannot_csv}"), tmp_path / "cc",
-              progress=False)
+    with pytest.raises(ProgReIDError, match="Fix: --labels-as links with --method cc or tcc"):
+        adapt(contrast_cfg("cc", paths, weights, "semi.labels_as=classes", f"semi.cannot_links_csv={cannot_csv}"),
+              tmp_path / "cc", progress=False)
 
 
 def test_tcc_must_links_tracks_with_a_calibrated_window_and_trains_camera_aware_proxies(network, tmp_path):

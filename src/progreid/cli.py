@@ -114,9 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="semi-supervised experiment: labels of N train identities")
     p.add_argument("--labels-as", choices=check_of(SemiConfig, "labels_as").allowed(),
                    help="classes: the labeled groups train as identities of their own (PUL's semi-supervised "
-                   "setting; the default); links: must-links inside cc/tcc's clustering, each group joining its "
-                   "person's unlabeled crops")
-    p.add_argument("--cannot-links", help="with --labels-as links: CSV 'path_a,path_b' of crops shown to be "
+                   "setting); links: must-links inside cc/tcc's clustering, each group joining its person's "
+                   "unlabeled crops; auto (default): links for cc/tcc, classes for pul/sul/tcul")
+    p.add_argument("--cannot-links", help="cc/tcc (labels as links): CSV 'path_a,path_b' of crops shown to be "
                    "different people (verify --write-cannot-links), kept out of one cluster")
     _add_common_run(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished round "

@@ -166,8 +166,9 @@ class SemiConfig:
     labeled_ids: int = opt(0, **COUNT)  # experiment: take the labels of this many train identities
     # how the labeled groups train: "classes" of their own beside the pseudo-identities (PUL's
     # semi-supervised setting), or "links": must-links inside the density clustering (cc, tcc), the
-    # crops staying in the pool so each group joins the cluster of the rest of its person's crops
-    labels_as: str = opt("classes", choices=("classes", "links"))
+    # crops staying in the pool so each group joins the cluster of the rest of its person's crops;
+    # "auto": links where the method clusters by density, classes for k-means (engine.context.labels_as)
+    labels_as: str = opt("auto", choices=("auto", "classes", "links"))
     cannot_links_csv: str = ""  # CSV 'path_a,path_b' of crops shown to differ (verify --write-cannot-links); links only
 
 
@@ -291,8 +292,12 @@ _OLD_STAGE_KEYS = {("cluster", "labels"): ("pseudo_label", {"kmeans": "kmeans", 
 
 
 def migrate(data: dict[str, Any]) -> dict[str, Any]:
-    """Move an older ``config.yaml``'s stage choices into ``stages`` so its run can be resumed."""
+    """Move an older ``config.yaml``'s stage choices into ``stages`` (and keep how its labels trained)
+    so its run can be resumed as it was made."""
     data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    semi = data.get("semi")
+    if isinstance(semi, dict) and "labels_as" not in semi:
+        semi["labels_as"] = "classes"  # written before links existed: its labeled crops trained as classes
     if "stages" in data:
         return data
     stages: dict[str, Any] = {}

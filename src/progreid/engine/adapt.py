@@ -19,7 +19,7 @@ import numpy as np
 
 from progreid.config import Config
 from progreid import distributed
-from progreid.engine.context import RunContext, build_context, build_model
+from progreid.engine.context import DENSITY_LABELLERS, RunContext, build_context, build_model, labels_as
 from progreid.engine.evaluate import EvalOptions, Evaluation, evaluate_model
 from progreid.engine.hooks import Hook, RoundResult, default_hooks
 from progreid.engine.rundir import RunDir
@@ -54,18 +54,15 @@ def check_stages(ctx: RunContext) -> None:
         AFTER_ROUND.check(name, ctx)
 
 
-DENSITY_LABELLERS = ("dbscan", "temporal_dbscan")  # the pseudo-labellers that take must/cannot-links
-
-
 def check_semi(cfg: Config) -> None:
     """How labeled crops train must fit the method, said before any image is read."""
     semi, labeller = cfg.semi, cfg.stages.pseudo_label
     if semi.labels_as == "links" and labeller not in DENSITY_LABELLERS:
         raise ProgReIDError(f"semi.labels_as=links ties labeled crops into a density clustering (cc, tcc); --method "
                             f"{cfg.method} clusters with {labeller}. Fix: --labels-as classes, or --method cc or tcc.")
-    if semi.cannot_links_csv and semi.labels_as != "links":
+    if semi.cannot_links_csv and labels_as(cfg) != "links":
         raise ProgReIDError(f"semi.cannot_links_csv={semi.cannot_links_csv} is read only inside the clustering. "
-                            "Fix: add --labels-as links (cc, tcc), or drop --cannot-links.")
+                            "Fix: --labels-as links with --method cc or tcc, or drop --cannot-links.")
 
 
 def target_notes(ctx: RunContext) -> list[str]:
