@@ -41,6 +41,23 @@ def round_features(run: Path, r: int):
     return ctx, x
 
 
+def temporal_rules(ctx, x: np.ndarray, dist, eps: float):
+    """(name, labels) of tcc's rule at its quick settings, and of cc's clustering merged along the same
+    must-links after DBSCAN (a must-link as a constraint on clusters, not a distance)."""
+    from progreid.cluster.density import with_links
+    from progreid.temporal import blend_along_links, must_links
+
+    c = ctx.cfg.cluster
+    window = ctx.frame_windows(x)
+    i, j = must_links(x, ctx.pool_records, window, 10)
+    blended = jaccard_distance(blend_along_links(x, i, j, 0.5), c.k1, c.k2)
+    yield "tcc: links at ~0 + blend 0.5", dbscan(with_links(blended, i, j), eps, c.min_samples)
+    yield "tcc: links at ~0, no blend", dbscan(with_links(dist, i, j), eps, c.min_samples)
+    plain = dbscan(dist, eps, c.min_samples)
+    both = (plain[i] >= 0) & (plain[j] >= 0) & (plain[i] != plain[j])
+    yield "cc + merge clusters joined by must-links", merge_pairs(plain, np.stack([plain[i][both], plain[j][both]], 1))
+
+
 def describe(labels: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> dict:
     c = labels >= 0
     k = int(labels.max()) + 1 if c.any() else 0
@@ -58,6 +75,8 @@ def main() -> None:
     p.add_argument("run", type=Path)
     p.add_argument("--rounds", type=int, nargs="+")
     p.add_argument("--eps", type=float, nargs="*", default=[], help="fixed radii to compare")
+    p.add_argument("--temporal", action="store_true", help="also tcc's rule (must-links at distance ~0, blended "
+                   "features, eps on appearance) and cc's clusters merged along the same must-links afterwards")
     args = p.parse_args()
     rows = [json.loads(line) for line in (args.run / "metrics.jsonl").read_text().splitlines()]
     rounds = args.rounds or [r["round"] for r in rows if r["round"] >= 1]
@@ -79,6 +98,10 @@ def main() -> None:
             merged = merge_pairs(labels, pairs)
             print(json.dumps({"round": r, "rule": name + " + merge split pairs", "eps": round(float(e), 3),
                               **describe(merged, pids, cams)}), flush=True)
+        if args.temporal:
+            for name, labels in temporal_rules(ctx, x, dist, eps):
+                print(json.dumps({"round": r, "rule": name, "eps": round(float(eps), 3),
+                                  **describe(labels, pids, cams)}), flush=True)
 
 
 if __name__ == "__main__":

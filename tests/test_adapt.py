@@ -252,6 +252,19 @@ def test_tcc_must_links_tracks_with_a_calibrated_window_and_trains_camera_aware_
         assert r["train_loss"] > 0 and np.isfinite(r["mAP"])
 
 
+def test_tcc_with_links_as_merge_clusters_as_cc_then_merges(network, tmp_path):
+    """cluster.link_as=merge: round 1's clusters are cc's (same features, same eps) merged along the
+    must-links, so there are never more of them than cc found."""
+    paths, weights = network
+    rows = adapt(contrast_cfg("tcc", paths, weights, "cluster.link_as=merge", "cluster.link_blend=0",
+                              "loop.max_rounds=1"), tmp_path / "run", progress=False, log=lambda s: None)
+    cc = adapt(contrast_cfg("cc", paths, weights, "loop.max_rounds=1"), tmp_path / "cc", progress=False,
+               log=lambda s: None)
+    r = rows[1]
+    assert r["must_links"] > 0 and r["eps"] == cc[1]["eps"]
+    assert r["k"] == cc[1]["k"] - r["clusters_merged_by_links"] and r["outlier_fraction"] == cc[1]["outlier_fraction"]
+
+
 def test_tcc_without_frames_fails_like_tcul_and_cc_runs_there(network, tmp_path):
     """cuhk03-like data has no frame ids: tcc refuses at once, cc (which needs none) runs."""
     from conftest import write_image

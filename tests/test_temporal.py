@@ -109,3 +109,16 @@ def test_blending_along_links_moves_a_crop_toward_its_linked_groups_mean_only():
     assert np.allclose(out[3], [0, 0, 1])  # unlinked: its own direction
     assert np.allclose(blend_along_links(x, i, j, 0.0), unit) and np.allclose(np.linalg.norm(out, axis=1), 1)
     assert np.allclose(blend_along_links(x, i, j, 1.0)[:3], group_mean, atol=1e-6)  # all of a group alike
+
+
+def test_links_as_merge_join_the_clusters_a_track_spans_and_never_split_or_pull_in_outliers():
+    """cluster.link_as=merge: a person's track cut by DBSCAN into two clusters becomes one; a link to an
+    outlier leaves it out; clusters no link touches keep their crops."""
+    from progreid.engine.stages.pseudo_label import merge_linked_clusters
+
+    labels = np.array([0, 0, 1, 1, 2, 2, -1, 3])
+    i, j = np.array([1, 3, 6]), np.array([2, 4, 7])  # track 0-1-2-3-4 crosses clusters 0, 1, 2; 6 (an outlier) -> 7
+    merged, removed = merge_linked_clusters(labels, i, j)
+    assert merged.tolist() == [0, 0, 0, 0, 0, 0, -1, 1] and removed == 2
+    same, none = merge_linked_clusters(labels, np.array([0]), np.array([1]))  # within one cluster: nothing to do
+    assert same.tolist() == labels.tolist() and none == 0

@@ -111,6 +111,8 @@ class ClusterConfig:
                                 # linked group's mean
     eps_from: str = opt("linked", choices=("linked", "appearance"))  # temporal_dbscan, eps auto: choose eps on the
                                 # linked distance or on appearance alone
+    link_as: str = opt("distance", choices=("distance", "merge"))  # temporal_dbscan: must-linked pairs at distance
+                                # ~0 before DBSCAN, or DBSCAN as cc's and the clusters they join merged after it
 
 
 @dataclass
