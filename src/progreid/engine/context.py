@@ -83,7 +83,7 @@ DENSITY_LABELLERS = ("dbscan", "temporal_dbscan")  # the pseudo-labellers that t
 
 def labels_as(cfg: Config) -> str:
     """``semi.labels_as`` resolved: ``auto`` is links for a density clustering (cc, tcc: on cuhk03-mini
-    50 answers as links gave cc +4.0 mAP where the same answers as classes gave -0.1; BENCHMARKS.md),
+    50 answers as links gave cc +2.1 mAP, mean of 3 seeds, where as classes they gave -0.1; BENCHMARKS.md),
     classes for k-means (PUL's own semi-supervised setting)."""
     if cfg.semi.labels_as != "auto":
         return cfg.semi.labels_as
