@@ -42,20 +42,19 @@ def round_features(run: Path, r: int):
 
 
 def temporal_rules(ctx, x: np.ndarray, dist, eps: float):
-    """(name, labels) of tcc's rule at its quick settings, and of cc's clustering merged along the same
-    must-links after DBSCAN (a must-link as a constraint on clusters, not a distance)."""
+    """(name, labels) of tcc's rule at its quick preset's settings, and of cc's clustering merged along
+    the same must-links after DBSCAN (a must-link as a constraint on clusters, not a distance)."""
     from progreid.cluster.density import with_links
+    from progreid.config import load_config
+    from progreid.engine.stages.pseudo_label import merge_linked_clusters
     from progreid.temporal import blend_along_links, must_links
 
-    c = ctx.cfg.cluster
-    window = ctx.frame_windows(x)
-    i, j = must_links(x, ctx.pool_records, window, 10)
-    blended = jaccard_distance(blend_along_links(x, i, j, 0.5), c.k1, c.k2)
-    yield "tcc: links at ~0 + blend 0.5", dbscan(with_links(blended, i, j), eps, c.min_samples)
+    c, tcc = ctx.cfg.cluster, load_config("tcc", "quick").cluster
+    i, j = must_links(x, ctx.pool_records, ctx.frame_windows(x), tcc.link_k)
+    blended = jaccard_distance(blend_along_links(x, i, j, tcc.link_blend), c.k1, c.k2)
+    yield f"tcc: links at ~0 + blend {tcc.link_blend}", dbscan(with_links(blended, i, j), eps, c.min_samples)
     yield "tcc: links at ~0, no blend", dbscan(with_links(dist, i, j), eps, c.min_samples)
-    plain = dbscan(dist, eps, c.min_samples)
-    both = (plain[i] >= 0) & (plain[j] >= 0) & (plain[i] != plain[j])
-    yield "cc + merge clusters joined by must-links", merge_pairs(plain, np.stack([plain[i][both], plain[j][both]], 1))
+    yield "cc + merge clusters joined by must-links", merge_linked_clusters(dbscan(dist, eps, c.min_samples), i, j)[0]
 
 
 def describe(labels: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> dict:

@@ -27,7 +27,7 @@ def test_a_person_split_by_camera_shows_as_look_alike_cluster_pairs():
     x, person, camera, track = people_in_two_cameras()
     split = np.where(person < 3, person * 2 + camera, person + 3)  # people 0-2 split by camera: 8 clusters
     by_camera = oversegmentation_signals(x, split, camera, track)
-    assert by_camera["split_camera_pairs"] == 3 and by_camera["split_camera_pair_share"] == round(3 / 8, 4)
+    assert by_camera["split_camera_pairs"] == 3
     assert by_camera["clusters_per_track"] == 1.0
     assert oversegmentation_signals(x, person, camera, track)["split_camera_pairs"] == 0
 

@@ -107,7 +107,7 @@ def test_the_round_summary_line_shows_the_data_derived_choices():
     del row["k_auto"]
     line = summary_line(row, 8)
     assert "K 402  eps 0.31  frame window 150  reliable" in line
-    row.update(split_camera_pairs=40, split_camera_pair_share=0.0995, clusters_per_track=1.37)
+    row.update(split_camera_pairs=40, clusters_per_track=1.37)
     line = summary_line(row, 8, first_k=335)
     assert "split? 40 cluster pairs look like one person across cameras (10% of K), 1.37 clusters per track, " \
            "K 1.20x round 1's" in line

@@ -108,10 +108,14 @@ def pair_constraints(pool: np.ndarray, labeled_idx: np.ndarray, labeled_cls: np.
                      cannot: np.ndarray) -> PairConstraints:
     """Train indices -> pool positions (``pool`` is sorted); a pair touching an unreadable crop is dropped."""
     groups = np.full(len(pool), -1, np.int64)
-    pos = np.searchsorted(pool, labeled_idx)
-    inside = (pos < len(pool)) & (pool[np.minimum(pos, len(pool) - 1)] == labeled_idx)
+    pos, inside = _pool_positions(pool, labeled_idx)
     groups[pos[inside]] = labeled_cls[inside]
-    a, b = np.searchsorted(pool, cannot[:, 0]), np.searchsorted(pool, cannot[:, 1])
-    ok = (a < len(pool)) & (b < len(pool))
-    ok[ok] &= (pool[a[ok]] == cannot[ok, 0]) & (pool[b[ok]] == cannot[ok, 1]) & (a[ok] != b[ok])
+    (a, in_a), (b, in_b) = _pool_positions(pool, cannot[:, 0]), _pool_positions(pool, cannot[:, 1])
+    ok = in_a & in_b & (a != b)
     return PairConstraints(groups, np.stack([a[ok], b[ok]], 1).astype(np.int64).reshape(-1, 2))
+
+
+def _pool_positions(pool: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions of ``idx`` in the sorted ``pool``, whether each is there)."""
+    pos = np.minimum(np.searchsorted(pool, idx), max(len(pool) - 1, 0))
+    return pos, (pool[pos] == idx) if len(pool) else np.zeros(len(idx), bool)

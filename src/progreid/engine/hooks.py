@@ -135,7 +135,7 @@ def oversplit_text(row: dict[str, Any], first_k: int | None) -> str:
     bits = []
     if "split_camera_pairs" in row:
         bits.append(f"{row['split_camera_pairs']} cluster pairs look like one person across cameras "
-                    f"({100 * row['split_camera_pair_share']:.0f}% of K)")
+                    f"({100 * row['split_camera_pairs'] / max(row['k'], 1):.0f}% of K)")
     if "clusters_per_track" in row:
         bits.append(f"{row['clusters_per_track']:.2f} clusters per track")
     if bits and first_k and row.get("round", 0) > 1 and "k" in row:

@@ -80,14 +80,13 @@ def merge_pairs(labels: np.ndarray, pairs: np.ndarray) -> np.ndarray:
 def oversegmentation_signals(features: np.ndarray, labels: np.ndarray, cameras: np.ndarray,
                              tracks: np.ndarray) -> dict[str, float | int]:
     """What a round's clustering shows of splitting people, for its row and summary line (no identities):
-    the cluster pairs that look like one person split by camera (and their share of the clusters), and,
+    the cluster pairs that look like one person split by camera, and,
     where a tracker gave tracks, the clusters per track."""
     out: dict[str, float | int] = {}
     k = int(labels.max()) + 1 if (labels >= 0).any() else 0
     if k and len(np.unique(cameras[labels >= 0])) > 1:
         pairs, _ = camera_split_pairs(features, labels, cameras)
         out["split_camera_pairs"] = int(len(pairs))
-        out["split_camera_pair_share"] = round(len(pairs) / k, 4)
     per_track = clusters_per_group(labels, tracks)
     if per_track is not None:
         out["clusters_per_track"] = round(per_track, 3)
