@@ -289,11 +289,19 @@ def test_tcc_options_out_of_range_fail_before_any_work(network, tmp_path, overri
 
 
 # ---- the oracle: the same budget with the true identities, the ceiling the others are measured against ----
-def test_oracle_trains_on_the_true_identities_and_beats_direct_transfer(network, tmp_path):
+def test_oracle_trains_on_the_true_identities(network, tmp_path):
+    """Its classes are the target's training identities, every crop kept, and training on them lowers the loss.
+    Whether that beats direct transfer is measured on real data (BENCHMARKS.md): this synthetic network's
+    source model is near chance on the target (mAP ~8), so a one-epoch mAP difference here is noise."""
+    from progreid.data.layouts import load_dataset
+
     paths, weights = network
     rows = adapt(contrast_cfg("oracle", paths, weights), tmp_path / "oracle", progress=False, log=lambda s: None)
+    train = load_dataset(paths["target"]).train
     assert all(r["purity"] == 1.0 and r["oracle"] for r in rows[1:])  # labels are the truth, so clusters are pure
-    assert rows[-1]["mAP"] > rows[0]["mAP"]
+    assert all(r["k"] == len({x.pid for x in train}) and r["reliable"] == len(train) for r in rows[1:])
+    assert rows[2]["train_loss"] < rows[1]["train_loss"]
+    assert "mAP" in rows[-1]
     assert "label_free_cycle" in rows[0] and "label_free_score" in rows[-1]
 
 

@@ -40,7 +40,7 @@ def target_and_weights(network):
 
 
 def overrides(target: Path, weights: Path) -> list[str]:
-    return [*SMALL, f"data.target={target}", f"model.weights={weights}", "train.epochs=2", "loop.max_rounds=2",
+    return [*SMALL, f"data.target={target}", f"model.weights={weights}", "train.epochs=1", "loop.max_rounds=2",
             "select.lam=0.85"]
 
 
@@ -99,10 +99,10 @@ def round_one_features(run: Path, target: Path) -> np.ndarray:
     return f / np.linalg.norm(f, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("method,ranks", [("cc", 2), ("cc", 4), ("pul", 2), ("tcul", 2)])
+@pytest.mark.parametrize("method,ranks", [("cc", 2), ("cc", 4), ("pul", 2)])
 def test_any_number_of_ranks_trains_the_same_model(target_and_weights, runs, method, ranks):
     """One process (the 1-rank run: under torchrun with one rank the code path is the plain one) against
-    2 and 4 ranks."""
+    2 and 4 ranks. pul stands for the k-means methods (tcul runs under 2 ranks in the kill-and-resume test)."""
     target, _ = target_and_weights
     single, _ = runs(method, 0, float64=True)
     ddp, log = runs(method, ranks, float64=True)

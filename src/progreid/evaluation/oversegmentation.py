@@ -39,7 +39,7 @@ def camera_split_pairs(features: np.ndarray, labels: np.ndarray, cameras: np.nda
     cl, ca = torch.as_tensor(proxies.proxy_class), torch.as_tensor(proxies.proxy_camera)
     n = len(p)
     nearest = torch.full((n,), -1, dtype=torch.long)
-    best = torch.full((n,), -2.0)
+    best = torch.full((n,), -2.0, dtype=p.dtype)
     same_cluster_sims = []
     for s in range(0, n, chunk):
         sim = p[s:s + chunk] @ p.T
