@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from unittest.mock import patch
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,6 +35,29 @@ def test_frame_window_is_calibrated_per_camera_from_the_crop_spacing():
     # the same footage at 5x the frame rate: the window follows
     fast = [Record(r.path, r.pid, r.camid, r.sequence, r.frame * 5) for r in recs]
     assert calibrate_frame_window(feats, fast) == {1: TRACK_STEPS * 50, 2: TRACK_STEPS * 200}
+
+
+def test_where_most_crops_are_single_sightings_the_window_stops_where_chance_gaps_begin():
+    """Sparse sampling (issue 27: every 4th crop of a Market-1501 track): 6 people tracked 10 frames apart
+    among 60 passers-by seen once, at random frames and looks. Most crops' nearest neighbours are then
+    anyone, and 4x the median gap spans the recording (there must-links were 53% right); crops that look
+    different are as often that close, so the window is cut back to where they are not: links 88% right
+    against 54% with the uncut window (on market_every4: 96% against 53%)."""
+    feats, recs = tracks({1: 10}, people=6, crops=5)
+    rng = np.random.default_rng(1)
+    passers = rng.standard_normal((60, feats.shape[1])).astype(np.float32) * 3
+    frames = rng.integers(0, 60_000, 60)
+    recs = recs + [Record(f"c1_p{100 + k}_0.jpg", UNLABELED, 1, 0, int(f)) for k, f in enumerate(frames)]
+    feats = np.concatenate([feats, passers])
+    window = calibrate_frame_window(feats, recs)
+    with patch("progreid.temporal.CHANCE_SHARE", 1.0):  # no cut: 4x the median nearest-neighbour gap
+        uncut = calibrate_frame_window(feats, recs)
+    assert 10 <= window[1] < uncut[1] / 5
+    person = np.array([int(r.path.split("_p")[1].split("_")[0]) for r in recs])
+    i, j = must_links(feats, recs, window, k=3)
+    cut_right = (person[i] == person[j]).mean()
+    i, j = must_links(feats, recs, uncut, k=3)
+    assert cut_right > 0.8 and (person[i] == person[j]).mean() < 0.6  # here 0.88 against 0.54
 
 
 def test_must_links_need_camera_sequence_window_and_mutual_neighbours():

@@ -5,8 +5,12 @@ which pairs of crops are surely one person (TCUL's observation, made exact where
   neighbour in feature space among the crops of its own camera and sequence. Those nearest
   neighbours are mostly the same person's next crop (MSMT17 OSNet features on Market-1501: 92%,
   and ~100% below a 400-frame gap), so the median gap is the camera's crop spacing along a track;
-  the window is ``TRACK_STEPS`` of them. It scales with the frame rate and the crop sampling:
-  frame numbers x5 give a window x5 and the same decisions.
+  the window is ``TRACK_STEPS`` of them. Where a camera visit holds one or two crops (every 4th crop
+  of a Market-1501 track), most nearest neighbours are other people, the median gap is the
+  chance gap of the recording and that window spans it (66,000 frames, must-links 53% right):
+  so there the window is cut back to the largest gap at which nearest neighbours are more than
+  ``1 / CHANCE_SHARE`` times as common as pairs of crops that look different (issue 27). Both scale with the frame rate and the crop
+  sampling: frame numbers x5 give a window x5 and the same decisions.
 - ``must_links``: pairs in one camera and sequence, within the window, that are mutual k-nearest
   neighbours: 99.8% the same person there (k = 10; BENCHMARKS.md).
 - ``blend_along_links``: each crop's feature blended with the mean of its must-linked group: a track's
@@ -26,6 +30,7 @@ import torch
 from progreid.data.records import Record
 
 TRACK_STEPS = 4  # a window spans this many crop spacings of a track
+CHANCE_SHARE = 0.1  # ... if at most 10% as many unlike pairs as nearest neighbours are that close
 
 
 def record_arrays(records: list[Record]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -62,25 +67,60 @@ def calibrate_frame_window(features: np.ndarray, records: list[Record], steps: i
     """{camera: window in frames}; a camera with too few same-sequence pairs gets the median of the others.
 
     A camera whose crops carry tracks takes the gaps along its tracks (exact); others the gaps to
-    each crop's nearest neighbour in feature space within its camera and sequence."""
+    each crop's nearest neighbour in feature space within its camera and sequence, the window cut
+    back by ``_beyond_chance`` where such gaps are as common between crops that look different."""
     x = torch.nn.functional.normalize(torch.as_tensor(np.asarray(features, np.float32)), dim=1)
     cams, seqs, frames = record_arrays(records)
     gaps: dict[int, list[np.ndarray]] = {c: [g] for c, g in _track_gaps(records).items() if len(g) >= 10}
+    tracked = set(gaps)
+    unlike: dict[int, list[np.ndarray]] = {}
     for cam in np.unique(cams):
-        if int(cam) in gaps:
+        if int(cam) in tracked:
             continue
         for seq in np.unique(seqs[cams == cam]):
             members = np.flatnonzero((cams == cam) & (seqs == seq) & (frames >= 0))
             if len(members) < 2:
                 continue
             sim = x[members] @ x[members].T
-            sim.fill_diagonal_(-2)
-            nn = members[sim.argmax(1).numpy()]
+            sim.fill_diagonal_(2)
+            nn = members[sim.masked_fill(sim > 1.5, -2).argmax(1).numpy()]
             gaps.setdefault(int(cam), []).append(np.abs(frames[members] - frames[nn]))
-    window = {cam: int(steps * max(np.median(np.concatenate(g)), 1)) for cam, g in gaps.items()
-              if sum(len(a) for a in g) >= 10}
+            unlike.setdefault(int(cam), []).append(_unlike_gaps(sim, frames[members]))
+    window = {}
+    for cam, g in gaps.items():
+        g = np.concatenate(g)
+        if len(g) < 10:
+            continue
+        window[cam] = int(steps * max(np.median(g), 1))
+        if cam not in tracked:
+            window[cam] = _beyond_chance(window[cam], g, np.concatenate(unlike[cam]))
     fallback = int(np.median(list(window.values()))) if window else 0
     return {int(c): window.get(int(c), fallback) for c in np.unique(cams)}
+
+
+def _unlike_gaps(sim: torch.Tensor, frames: np.ndarray, per_crop: int = 10) -> np.ndarray:
+    """Frame gaps from each crop to ``per_crop`` crops evenly spread over the less similar half of its
+    camera and sequence: pairs that are mostly different people, so their gaps are when others pass."""
+    n = len(frames)
+    order = sim.argsort(1).numpy()  # ascending; the crop itself (similarity 2) last
+    half = max(n // 2, 1)
+    ranks = np.unique(np.linspace(0, half - 1, min(per_crop, half)).astype(int))
+    return np.abs(frames[:, None] - frames[order[:, ranks]]).ravel()
+
+
+def _beyond_chance(window: int, gaps: np.ndarray, unlike: np.ndarray) -> int:
+    """``window``, or where crops that look different are more than ``CHANCE_SHARE`` as often that close
+    as nearest neighbours (a nearest neighbour there is as likely anyone in the recording as a track's
+    next crop), the largest nearest-neighbour gap (of 101 quantiles) where they are not; 1 if none."""
+    g, u = np.sort(gaps), np.sort(unlike)
+
+    def passes(c: float) -> bool:
+        return np.searchsorted(u, c, "right") / len(u) <= CHANCE_SHARE * np.searchsorted(g, c, "right") / len(g)
+
+    if passes(window):
+        return window
+    below = [int(c) for c in np.unique(np.quantile(g, np.linspace(0, 1, 101), method="lower")) if c < window]
+    return max([c for c in below if passes(c)] or [1])
 
 
 def must_links(features: np.ndarray, records: list[Record], window: dict[int, int], k: int = 10,
