@@ -161,6 +161,8 @@ def test_pul_sul_tcul_rows_match_the_pinned_rows(network, tcul_full, tmp_path):
         pytest.skip(f"pins recorded on {[p['platform'] for p in recorded]}, this is {here}: float results differ "
                     "between CPUs. Re-record here with PROGREID_RECORD_PINS=1 to compare two versions.")
     for method in ("pul", "sul", "tcul"):  # the keys pinned are checked; a diagnostic added since is not a change
+        if method not in pinned["rows"]:  # dropped after a deliberate change, until re-recorded on that platform
+            continue
         want = pinned["rows"][method]
         assert [{k: row.get(k) for k in ref} for row, ref in zip(got[method], want)] == want, method
         assert len(got[method]) == len(want), method
