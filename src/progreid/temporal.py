@@ -9,8 +9,9 @@ which pairs of crops are surely one person (TCUL's observation, made exact where
   of a Market-1501 track), most nearest neighbours are other people, the median gap is the
   chance gap of the recording and that window spans it (66,000 frames, must-links 53% right):
   so there the window is cut back to the largest gap at which nearest neighbours are more than
-  ``1 / CHANCE_SHARE`` times as common as pairs of crops that look different (issue 27). Both scale with the frame rate and the crop
-  sampling: frame numbers x5 give a window x5 and the same decisions.
+  ``1 / CHANCE_SHARE`` times as common as pairs of crops that look different (issue 27). Both
+  scale with the frame rate and the crop sampling: frame numbers x5 give a window x5 and the same
+  decisions.
 - ``must_links``: pairs in one camera and sequence, within the window, that are mutual k-nearest
   neighbours: 99.8% the same person there (k = 10; BENCHMARKS.md).
 - ``blend_along_links``: each crop's feature blended with the mean of its must-linked group: a track's
@@ -82,8 +83,8 @@ def calibrate_frame_window(features: np.ndarray, records: list[Record], steps: i
             if len(members) < 2:
                 continue
             sim = x[members] @ x[members].T
-            sim.fill_diagonal_(2)
-            nn = members[sim.masked_fill(sim > 1.5, -2).argmax(1).numpy()]
+            sim.fill_diagonal_(-2)
+            nn = members[sim.argmax(1).numpy()]
             gaps.setdefault(int(cam), []).append(np.abs(frames[members] - frames[nn]))
             unlike.setdefault(int(cam), []).append(_unlike_gaps(sim, frames[members]))
     window = {}
@@ -101,9 +102,8 @@ def calibrate_frame_window(features: np.ndarray, records: list[Record], steps: i
 def _unlike_gaps(sim: torch.Tensor, frames: np.ndarray, per_crop: int = 10) -> np.ndarray:
     """Frame gaps from each crop to ``per_crop`` crops evenly spread over the less similar half of its
     camera and sequence: pairs that are mostly different people, so their gaps are when others pass."""
-    n = len(frames)
-    order = sim.argsort(1).numpy()  # ascending; the crop itself (similarity 2) last
-    half = max(n // 2, 1)
+    order = sim.argsort(1).numpy()[:, 1:]  # ascending; the crop itself (its diagonal is -2) first, dropped
+    half = max(len(frames) // 2, 1)
     ranks = np.unique(np.linspace(0, half - 1, min(per_crop, half)).astype(int))
     return np.abs(frames[:, None] - frames[order[:, ranks]]).ravel()
 
