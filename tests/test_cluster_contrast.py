@@ -232,3 +232,28 @@ def test_human_links_join_split_people_and_cannot_links_take_a_crop_out():
     assert labels[-1] == labels[-2] >= 0 and info["groups_as_new_clusters"] == 1
     assert labels.max() == 5 and set(labels[ids == 4]) == {labels[np.flatnonzero(ids == 4)[0]]}  # 6 -1 +1 clusters
     assert info["human_groups"] == 2 and info["cannot_links"] == 1
+
+
+def test_eps_update_first_keeps_the_first_rounds_radius_as_the_features_tighten():
+    from types import SimpleNamespace
+
+    from progreid.config import ClusterConfig
+    from progreid.engine.stages.pseudo_label import density_radius
+
+    loose, _ = blobs(20, 10, noise=0.9, seed=3)
+    tight, _ = blobs(20, 10, noise=0.3, seed=3)  # the same people after training: tighter clusters
+    d_loose, d_tight = jaccard_distance(loose, 20, 6), jaccard_distance(tight, 20, 6)
+    every, first = auto_eps(d_loose, 4)[0], auto_eps(d_tight, 4)[0]
+    assert every != first  # the most-clusters radius moves with the features
+
+    def ctx(update):
+        return SimpleNamespace(cfg=SimpleNamespace(cluster=ClusterConfig(eps="auto", eps_update=update)))
+
+    state = SimpleNamespace(arrays={})
+    assert density_radius(ctx("first"), state, d_loose) == every
+    assert density_radius(ctx("first"), state, d_tight) == every  # kept: in the run state, so resume keeps it too
+    assert state.arrays["eps"].tolist() == [every]
+    assert density_radius(ctx("every"), SimpleNamespace(arrays={}), d_tight) == first
+    assert density_radius(ctx("first"), SimpleNamespace(arrays={}), d_tight) == first
+    fixed = SimpleNamespace(cfg=SimpleNamespace(cluster=ClusterConfig(eps="0.4")))
+    assert density_radius(fixed, SimpleNamespace(arrays={}), d_tight) == 0.4

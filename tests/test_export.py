@@ -184,3 +184,13 @@ def test_best_estimate_picks_the_finished_round_with_the_highest_label_free_scor
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"round": 1}) + "\n")  # one camera: no score
     with pytest.raises(ProgReIDError, match="--round N"):
         best_estimate_round(RunDir(tmp_path), last=1)
+
+
+def test_a_gem_network_is_not_exported_as_a_torchreid_file_that_would_pool_by_average(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "gem.safetensors"
+    save_weights(build_model("osnet_x0_25", pooling="gem"), path)
+    with pytest.raises(ProgReIDError, match="GeM.*onnx"):
+        api.export(path, "torchreid", tmp_path / "out", arch="osnet_x0_25")
+    script = api.export(path, "torchscript", tmp_path / "out", arch="osnet_x0_25")["path"]
+    assert script.exists()  # the formats that keep the whole network still work

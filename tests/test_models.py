@@ -107,3 +107,37 @@ def test_bn_neck_is_added_to_resnet_and_loads_plain_imagenet_weights(tmp_path):
     out = necked(torch.randn(4, 3, 64, 32))
     assert out.shape == (4, 512) and torch.allclose(out.mean(0), torch.zeros(512), atol=1e-4)  # BN: centred
     assert build_model("osnet_x0_25", bn_neck=True).__class__.__name__ == "OSNet"  # its fc already ends in BN
+
+
+def test_gem_pooling_lies_between_average_and_max_and_learns_its_exponent():
+    from progreid.models.pooling import GeneralizedMeanPooling
+
+    x = torch.rand(2, 8, 6, 4) + 0.01
+    avg, top = x.mean((2, 3)), x.amax((2, 3))
+    assert torch.allclose(GeneralizedMeanPooling(1.0)(x).flatten(1), avg, atol=1e-6)
+    gem3 = GeneralizedMeanPooling(3.0)
+    out = gem3(x).flatten(1)
+    assert torch.all(out > avg) and torch.all(out < top)
+    assert torch.allclose(GeneralizedMeanPooling(200.0)(x).flatten(1), top, rtol=0.05)
+    out.sum().backward()
+    assert gem3.p.grad is not None and gem3.p.grad.abs().item() > 0  # the exponent is trained with the rest
+
+
+def test_source_weights_load_into_a_gem_network_and_its_checkpoint_says_how_it_pools(tmp_path):
+    source = shared_path("weights", "osnet_x0_25_msmt17.pth")
+    gem = load_model("osnet_x0_25", source, pooling="gem")  # the exponent is new: it starts at 3
+    assert gem.pool.p.item() == 3.0
+    assert torch.equal(gem.fc[0].weight, read_state_dict(source)["fc.0.weight"])
+    with torch.no_grad():
+        gem.pool.p.fill_(2.5)
+    path = tmp_path / "adapted.safetensors"
+    save_weights(gem, path)
+    again = load_model("osnet_x0_25", path).eval()  # no pooling given: read from the weights
+    assert again.pool.p.item() == 2.5
+    images = torch.rand(2, 3, 64, 32)
+    with torch.no_grad():
+        assert torch.equal(again(images), gem.eval()(images))
+        plain = load_model("osnet_x0_25", source).eval()
+        assert not torch.allclose(plain(images), again(images))  # the pooling is not silently dropped
+    with pytest.raises(CheckpointError, match="model.pooling=gem"):
+        load_model("osnet_x0_25", path, pooling="avg")

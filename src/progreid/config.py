@@ -19,6 +19,7 @@ import yaml
 from progreid.data.images import ImageLimits
 from progreid.data.transforms import AugmentConfig
 from progreid.errors import ProgReIDError
+from progreid.models.pooling import POOLINGS
 from progreid.options import opt, validate
 
 METHODS = ("pul", "sul", "tcul", "cc", "tcc", "oracle")  # oracle: a measurement (true identities), not a method
@@ -76,6 +77,8 @@ class ModelConfig:
     last_stride: int = opt(1, choices=(1, 2))  # ResNet only
     embedding_dim: int = opt(0, **COUNT)    # ResNet only: 0 = pooled features
     bn_neck: bool = False       # ResNet only: BatchNorm on the pooled features (cc, tcc); OSNet's fc has its own
+    pooling: str = opt("avg", choices=POOLINGS)  # global pooling: avg (as the source was trained) | gem
+                                # (Cluster Contrast's generalized mean, exponent learnt from 3: models/pooling.py)
 
 
 @dataclass
@@ -105,6 +108,8 @@ class ClusterConfig:
     k1: int = opt(30, integer=True, ge=2)  # k-reciprocal Jaccard distance (dbscan): neighbours, itself included
     k2: int = opt(6, **POSITIVE_INT)       # ... and the local query expansion
     eps: str = opt("auto", words=("auto",), gt=0, lt=1)  # DBSCAN radius on the Jaccard distance; auto: see density.py
+    eps_update: str = opt("every", choices=("every", "first"))  # eps auto: chosen every round | on the first
+                                # round's features and kept (engine/stages/pseudo_label.density_radius)
     min_samples: int = opt(4, **POSITIVE_INT)  # DBSCAN core points need this many neighbours (itself included)
     link_k: int = opt(10, **POSITIVE_INT)  # temporal_dbscan: must-linked crops are mutual link_k-nearest neighbours
     link_blend: float = opt(0.0, **FRACTION)  # temporal_dbscan: cluster on features blended this much with their

@@ -25,7 +25,8 @@ def build_model(cfg: Config) -> nn.Module:
     cover (everything, without weights) is initialised from ``cfg.seed``, not the process's RNG state."""
     torch.manual_seed(cfg.seed)
     return load_model(cfg.model.arch, cfg.model.weights or None, last_stride=cfg.model.last_stride,
-                      embedding_dim=cfg.model.embedding_dim, bn_neck=cfg.model.bn_neck)
+                      embedding_dim=cfg.model.embedding_dim, bn_neck=cfg.model.bn_neck,
+                      pooling=cfg.model.pooling)
 
 
 @dataclass

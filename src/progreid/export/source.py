@@ -70,7 +70,8 @@ def load_export_source(path: str | Path, arch: str | None = None, round_: int | 
         if arch and arch != cfg.model.arch:
             raise ProgReIDError(f"--arch {arch} differs from the run's {cfg.model.arch}; drop --arch for a run folder.")
         m = cfg.model
-        model = load_model(m.arch, weights, last_stride=m.last_stride, embedding_dim=m.embedding_dim, bn_neck=m.bn_neck)
+        model = load_model(m.arch, weights, last_stride=m.last_stride, embedding_dim=m.embedding_dim, bn_neck=m.bn_neck,
+                           pooling=m.pooling)
         return ExportSource(model.eval(), m.arch, path.resolve().name, size or (cfg.data.height, cfg.data.width),
                             weights, m.arch.startswith("resnet") and not (m.embedding_dim or m.bn_neck), m.last_stride, r)
     if not arch:

@@ -16,6 +16,7 @@ import torch
 from progreid.errors import ProgReIDError
 from progreid.export.source import ExportSource
 from progreid.models.checkpoint import atomic_write
+from progreid.models.pooling import pooling_of
 
 
 def write_torchreid(src: ExportSource, out: str | Path) -> Path:
@@ -24,6 +25,10 @@ def write_torchreid(src: ExportSource, out: str | Path) -> Path:
         raise ProgReIDError(f"{src.weights}: a ResNet with a BN neck or embedding head has no torchreid "
                             "counterpart (torchreid's resnet builders pool straight to the classifier). "
                             "Fix: export --format onnx or torchscript, which keep the whole network.")
+    if pooling_of(src.model.state_dict()) == "gem":
+        raise ProgReIDError(f"{src.weights}: was trained with GeM pooling (model.pooling=gem); torchreid's "
+                            f"{src.arch} pools by average, so a tracker loading this state dict would compute other "
+                            "features. Fix: export --format onnx or torchscript, which keep the whole network.")
     if src.arch.startswith("resnet") and src.last_stride != 2:
         warnings.warn(f"torchreid builds {src.arch} with last_stride=2; this model was trained with last_stride="
                       f"{src.last_stride}: build it with last_stride={src.last_stride} there for identical features.",

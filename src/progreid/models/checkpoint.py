@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from progreid.errors import CheckpointError
+from progreid.models.pooling import is_gem_key
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -72,8 +73,14 @@ def load_weights(model: nn.Module, path: str | Path, arch: str = "") -> list[str
     if any(k.startswith(new_layers) for k in own) and not any(k.startswith("backbone.") for k in state):
         state = {f"backbone.{k}": v for k, v in state.items()}  # ImageNet ResNet into the wrapper
         state.update({k: v for k, v in own.items() if k.startswith(new_layers)})
+    # GeM's exponent is new to weights trained with average pooling: it starts at its initial value
+    state.update({k: v for k, v in own.items() if is_gem_key(k) and k not in state})
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
+    if unexpected and all(is_gem_key(k) for k in unexpected):
+        raise CheckpointError(f"{path}: was trained with GeM pooling ({unexpected[0]}), this network pools by "
+                              "average. Fix: pass --set model.pooling=gem (or load it with pooling=None, which "
+                              "reads the pooling from the weights).")
     wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if missing or unexpected or wrong:
         parts = []

@@ -12,8 +12,9 @@ from pathlib import Path
 from torch import nn
 
 from progreid.errors import ProgReIDError
-from progreid.models.checkpoint import load_weights
+from progreid.models.checkpoint import load_weights, read_state_dict
 from progreid.models.osnet import OSNET_CHANNELS, build_osnet
+from progreid.models.pooling import pooling_of
 from progreid.models.resnet import build_resnet
 
 ARCHS = sorted([*OSNET_CHANNELS, "resnet18", "resnet50"])
@@ -49,13 +50,14 @@ class BNNeck(nn.Module):
 
 
 def build_model(arch: str, feature_dim: int = 512, last_stride: int = 1, embedding_dim: int = 0,
-                bn_neck: bool = False) -> nn.Module:
+                bn_neck: bool = False, pooling: str = "avg") -> nn.Module:
     """``arch`` in :data:`ARCHS`. ResNets take ``last_stride``, an optional ``embedding_dim`` head, and
-    ``bn_neck`` (a BN on the pooled features; OSNet's ``fc`` block already ends with one)."""
+    ``bn_neck`` (a BN on the pooled features; OSNet's ``fc`` block already ends with one); every arch takes
+    ``pooling`` (``avg`` or ``gem``: models/pooling.py)."""
     if arch in OSNET_CHANNELS:
-        return build_osnet(arch, feature_dim)
+        return build_osnet(arch, feature_dim, pooling)
     if arch in ("resnet18", "resnet50"):
-        net = build_resnet(arch, last_stride)
+        net = build_resnet(arch, last_stride, pooling)
         if embedding_dim > 0:
             return EmbeddingHead(net, embedding_dim)
         return BNNeck(net) if bn_neck else net
@@ -63,7 +65,13 @@ def build_model(arch: str, feature_dim: int = 512, last_stride: int = 1, embeddi
 
 
 def load_model(arch: str, weights: str | Path | None = None, **kwargs) -> nn.Module:
-    """Build ``arch`` (``kwargs`` as :func:`build_model`) and load ``weights`` strictly (classifier rows dropped)."""
+    """Build ``arch`` (``kwargs`` as :func:`build_model`) and load ``weights`` strictly (classifier rows dropped).
+
+    Without a ``pooling`` argument the network pools as ``weights`` were trained to (GeM if they hold its
+    exponent), so an adapted checkpoint evaluates, extracts and exports as it was trained."""
+    if weights and kwargs.get("pooling") is None:
+        kwargs["pooling"] = pooling_of(read_state_dict(weights))
+    kwargs["pooling"] = kwargs.get("pooling") or "avg"
     model = build_model(arch, **kwargs)
     if weights:
         load_weights(model, weights, arch)

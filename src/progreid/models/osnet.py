@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from progreid.models.pooling import build_pooling
+
 
 class ConvLayer(nn.Module):
     """conv + bn (or instance norm) + relu."""
@@ -108,7 +110,7 @@ class OSNet(nn.Module):
     """OSNet backbone + global pooling + ``fc`` (Linear-BN-ReLU) embedding of ``feature_dim``."""
 
     def __init__(self, channels: tuple[int, int, int, int], layers: tuple[int, int, int] = (2, 2, 2),
-                 feature_dim: int = 512, IN: bool = False):
+                 feature_dim: int = 512, IN: bool = False, pooling: str = "avg"):
         super().__init__()
         self.conv1 = ConvLayer(3, channels[0], 7, stride=2, padding=3, IN=IN)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
@@ -116,7 +118,7 @@ class OSNet(nn.Module):
         self.conv3 = self._make_layer(layers[1], channels[1], channels[2], reduce=True)
         self.conv4 = self._make_layer(layers[2], channels[2], channels[3], reduce=False)
         self.conv5 = Conv1x1(channels[3], channels[3])
-        self.global_avgpool = nn.AdaptiveAvgPool2d(1)
+        self.pool = build_pooling(pooling)  # avg, as torchreid trained it; gem: models/pooling.py
         self.fc = nn.Sequential(nn.Linear(channels[3], feature_dim), nn.BatchNorm1d(feature_dim), nn.ReLU(inplace=True))
         self.feature_dim = feature_dim
         self._init_params()
@@ -147,7 +149,7 @@ class OSNet(nn.Module):
         return self.conv5(self.conv4(self.conv3(self.conv2(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        v = self.global_avgpool(self.featuremaps(x)).flatten(1)
+        v = self.pool(self.featuremaps(x)).flatten(1)
         return self.fc(v)
 
 
@@ -159,5 +161,5 @@ OSNET_CHANNELS = {
 }
 
 
-def build_osnet(name: str, feature_dim: int = 512) -> OSNet:
-    return OSNet(OSNET_CHANNELS[name], feature_dim=feature_dim)
+def build_osnet(name: str, feature_dim: int = 512, pooling: str = "avg") -> OSNet:
+    return OSNet(OSNET_CHANNELS[name], feature_dim=feature_dim, pooling=pooling)
