@@ -12,7 +12,9 @@ import torch
 
 from progreid.config import load_config
 from progreid.engine.adapt import adapt
+from progreid.engine.rundir import RunDir
 from progreid.errors import ProgReIDError
+from progreid.models.checkpoint import read_state_dict
 
 from conftest import SMALL
 
@@ -201,6 +203,26 @@ def test_killed_cc_run_resumes_to_the_same_result(network, cc_full, tmp_path):
     resumed = adapt(contrast_cfg("cc", paths, weights), tmp_path / "killed", resume=True, progress=False,
                     log=lambda s: None)
     assert stable(resumed) == stable(cc_full)
+
+
+def test_cc_with_gem_support_samples_and_a_kept_radius_trains_resumes_and_says_how_it_pools(network, tmp_path):
+    """Issue 28's options together: GeM (its exponent trained and saved), ISE's support samples, the round-1
+    radius kept across a kill and resume (it lives in the run state)."""
+    paths, weights = network
+    opts = ("model.pooling=gem", "train.support=true", "cluster.eps_update=first")
+
+    def die_after_round_1(line: str) -> None:
+        if line.startswith("round 1/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        adapt(contrast_cfg("cc", paths, weights, *opts), tmp_path / "run", progress=False, log=die_after_round_1)
+    rows = adapt(contrast_cfg("cc", paths, weights, *opts), tmp_path / "run", resume=True, progress=False,
+                 log=lambda s: None)
+    assert [r["round"] for r in rows] == [0, 1, 2]
+    assert rows[1]["eps"] == rows[2]["eps"] and rows[2]["train_loss"] > 0
+    state = read_state_dict(RunDir(tmp_path / "run").verified_checkpoint(2))
+    assert state["pool.p"].item() != 3.0  # the exponent was trained, and the checkpoint carries it
 
 
 def test_cc_with_labels_as_links_keeps_each_confirmed_group_in_one_cluster(network, tmp_path):

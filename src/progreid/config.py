@@ -151,6 +151,10 @@ class TrainConfig:
     memory_momentum: float = opt(0.1, ge=0, lt=1)  # cluster memory: m <- mu m + (1 - mu) f, then normalised
     memory: str = opt("cluster", choices=("cluster", "camera"))  # cluster: one entry per cluster |
                                 # camera: one per (cluster, camera), CAP's loss
+    support: bool = False       # cluster_memory: ISE's support samples between clusters (support.py)
+    support_lambda: float = opt(1.0, gt=0)   # ... its base interpolation degree (reaches 0.5 x this)
+    lp_weight: float = opt(0.1, ge=0)        # ... weight of its label-preserving loss
+    lp_temperature: float = opt(0.6, gt=0)   # ... and that loss's temperature
     scheduler: str = opt("none", choices=("none", "step", "cosine"))
     step_size: int = opt(10, **POSITIVE_INT)  # epochs per x0.1 step (scheduler=step)
     warmup_epochs: int = opt(0, **COUNT)

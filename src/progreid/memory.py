@@ -30,6 +30,14 @@ class ClusterMemory:
         logits = F.normalize(features, dim=1) @ self.entries.T / self.temperature
         return F.cross_entropy(logits, targets)
 
+    def classes(self, targets: torch.Tensor) -> torch.Tensor:
+        """The cluster of each target entry (an entry is a cluster here)."""
+        return targets
+
+    def class_centers(self) -> torch.Tensor:
+        """One normalised centre per cluster (ISE's support samples move between them)."""
+        return self.entries
+
     @torch.no_grad()
     def update(self, features: torch.Tensor, targets: torch.Tensor) -> None:
         """Momentum update by the batch's samples, in batch order."""
@@ -93,6 +101,15 @@ class CameraAwareMemory(ClusterMemory):
         self.proxy_class = torch.as_tensor(proxies.proxy_class, device=device)
         self.proxy_camera = torch.as_tensor(proxies.proxy_camera, device=device)
         self.inter_weight, self.hard_negatives = inter_weight, hard_negatives
+
+    def classes(self, targets: torch.Tensor) -> torch.Tensor:
+        return self.proxy_class[targets]
+
+    def class_centers(self) -> torch.Tensor:
+        """The normalised mean of each cluster's proxies."""
+        sums = torch.zeros(int(self.proxy_class.max()) + 1, self.entries.shape[1], device=self.entries.device,
+                           dtype=self.entries.dtype).index_add_(0, self.proxy_class, self.entries)
+        return F.normalize(sums, dim=1)
 
     def loss(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         sims = F.normalize(features, dim=1) @ self.entries.T / self.temperature

@@ -25,6 +25,7 @@ from progreid.engine.device import autocast
 from progreid.errors import ProgReIDError
 from progreid.losses import LOSSES, batch_hard_triplet, cross_entropy_smooth
 from progreid.memory import ClusterMemory
+from progreid.support import ise_loss, support_lambda
 
 
 
@@ -124,14 +125,15 @@ def _batches(cfg: TrainConfig, labels: np.ndarray, rng: np.random.Generator) -> 
 def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.ndarray, cfg: TrainConfig,
         device: torch.device, seed: int, progress: bool = True, desc: str = "train",
         features: np.ndarray | None = None, memory: ClusterMemory | None = None,
-        epoch_offset: int = 0, memory_targets: np.ndarray | None = None) -> FitStats:
+        epoch_offset: int = 0, memory_targets: np.ndarray | None = None, total_epochs: int = 0) -> FitStats:
     """Train ``model`` in place on ``images[indices]`` with class ``labels`` (0..C-1) for ``cfg.epochs``.
 
     ``features``: the model's current features of ``images[indices]``, used to warm up a fresh
     classifier when ``cfg.classifier_warmup`` > 0. ``memory``: the cluster memory of
     ``train.loss: contrast`` (updated in place); ``memory_targets``: each sample's entry in it where that
     is not its class (camera-aware proxies). ``epoch_offset``: epochs already trained in earlier
-    calls, so that a learning-rate schedule runs across rounds of one epoch each.
+    calls, so that a learning-rate schedule runs across rounds of one epoch each; ``total_epochs``: the
+    whole run's, over which ISE's support samples (``cfg.support``) move further out.
     """
     if cfg.loss not in LOSSES:
         raise ProgReIDError(f"train.loss {cfg.loss!r}: choose one of {LOSSES}.")
@@ -193,7 +195,12 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
                     loss = loss + batch_hard_triplet(feats, y, cfg.margin)
                 if memory is not None:
                     y_mem = memory_t[batch].to(device)
-                    loss = loss + memory.loss(feats, y_mem)
+                    if cfg.support:
+                        progress_ = (epoch_offset + epoch + b / len(batches)) / max(total_epochs, epoch_offset + cfg.epochs)
+                        loss = loss + ise_loss(memory, feats, y_mem, support_lambda(progress_, cfg.support_lambda),
+                                               cfg.lp_weight, cfg.lp_temperature)
+                    else:
+                        loss = loss + memory.loss(feats, y_mem)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -62,7 +62,8 @@ def _needs_contrast_loss(ctx: RunContext) -> None:
 
 
 @FINE_TUNERS.register("cluster_memory", check=_needs_contrast_loss,
-                      reads=("train.temperature", "train.memory_momentum", "train.memory"))
+                      reads=("train.temperature", "train.memory_momentum", "train.memory", "train.support",
+                             "train.support_lambda", "train.lp_weight", "train.lp_temperature"))
 def contrast_with_memory(ctx: RunContext, state: RunState, indices: np.ndarray, classes: np.ndarray,
                          seed: int) -> FitStats:
     """Cluster contrast: a memory of the clusters' normalised centroids (features of the model that
@@ -84,4 +85,4 @@ def contrast_with_memory(ctx: RunContext, state: RunState, indices: np.ndarray, 
                                t.temperature, t.memory_momentum, ctx.device)
     return fit(state.model, ctx.target.train_images, indices, classes, t, ctx.device, seed, ctx.progress,
                desc=f"round {state.last_round + 1}", memory=memory, epoch_offset=state.last_round * t.epochs,
-               memory_targets=targets)
+               memory_targets=targets, total_epochs=ctx.cfg.loop.max_rounds * t.epochs)

@@ -1,0 +1,89 @@
+"""Unlabeled adaptation against its ceiling: one table row per group of run folders (seeds of one method
+on one target), with the mean and range of their final mAP, that mean as a share of the oracle's on the
+same target, the cluster count per round against the number of people, and when a run first gained
+15 mAP over direct transfer (minutes of its own stages, the round-0 test included).
+
+    python benchmarks/ceiling.py LABEL=runs/a_s0,runs/a_s1 ORACLE=runs/oracle_s0 ... [--oracle ORACLE]
+
+Groups are ``label=run,run,...``; ``--oracle`` names the group every other group on the same target is
+divided by (default: the group whose label is ``oracle``). The number of people is read from the target's
+training identities: a diagnostic for the table, never something a method sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from progreid.data.layouts import load_dataset
+
+GAIN = 15.0  # mAP points over direct transfer: the "accuracy per minute" mark of issue 28
+
+
+def rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def target_of(run: Path) -> str:
+    return yaml.safe_load((run / "config.yaml").read_text())["data"]["target"]
+
+
+def people(target: str, cache: dict[str, int] = {}) -> int:  # noqa: B006 - a per-process cache on purpose
+    if target not in cache:
+        cache[target] = len({r.pid for r in load_dataset(target).train})
+    return cache[target]
+
+
+def first_gain(run_rows: list[dict]) -> str:
+    """``round r, m min``: the first round at +GAIN mAP over round 0, minutes of stages up to its test."""
+    base, minutes = run_rows[0]["mAP"], 0.0
+    for r in run_rows:
+        minutes += sum(r["seconds"].values()) / 60
+        if "mAP" in r and r["mAP"] >= base + GAIN:
+            return f"round {r['round']}, {minutes:.1f} min"
+    return "not reached"
+
+
+def summarize(label: str, runs: list[Path]) -> dict:
+    per_run = [rows(r) for r in runs]
+    final = [next(r["mAP"] for r in reversed(rs) if "mAP" in r) for rs in per_run]
+    ks = [[r["k"] for r in rs if "k" in r] for rs in per_run]
+    return {"label": label, "target": Path(target_of(runs[0])).name, "people": people(target_of(runs[0])),
+            "n": len(runs), "mean": float(np.mean(final)), "lo": min(final), "hi": max(final),
+            "curve": [r["mAP"] for r in per_run[0] if "mAP" in r], "k": ks[0],
+            "minutes": float(np.mean([sum(sum(r["seconds"].values()) for r in rs) / 60 for rs in per_run])),
+            "gain": first_gain(per_run[0])}
+
+
+def table(groups: list[dict], oracle_label: str) -> str:
+    oracle = {g["target"]: g["mean"] for g in groups if g["label"] == oracle_label}
+    out = ["| target | method | seeds | final mAP (range) | % of oracle | mAP per round (first seed) | "
+           "K per round / people | minutes | first +15 mAP |", "|---|---|---|---|---|---|---|---|---|"]
+    for g in groups:
+        spread = f" ({g['lo']:.1f}-{g['hi']:.1f})" if g["n"] > 1 else ""
+        share = f"{100 * g['mean'] / oracle[g['target']]:.1f}" if g["target"] in oracle else "-"
+        k = ", ".join(str(v) for v in g["k"]) or "-"
+        out.append(f"| {g['target']} | {g['label']} | {g['n']} | {g['mean']:.1f}{spread} | {share} | "
+                   f"{' → '.join(f'{m:.1f}' for m in g['curve'])} | {k} / {g['people']} | {g['minutes']:.0f} | "
+                   f"{g['gain']} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("groups", nargs="+", help="label=run,run,...")
+    ap.add_argument("--oracle", default="oracle")
+    args = ap.parse_args()
+    groups = []
+    for spec in args.groups:
+        label, _, paths = spec.partition("=")
+        groups.append(summarize(label, [Path(p) for p in paths.split(",")]))
+    print(table(groups, args.oracle))
+
+
+if __name__ == "__main__":
+    main()
