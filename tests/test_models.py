@@ -141,3 +141,6 @@ def test_source_weights_load_into_a_gem_network_and_its_checkpoint_says_how_it_p
         assert not torch.allclose(plain(images), again(images))  # the pooling is not silently dropped
     with pytest.raises(CheckpointError, match="model.pooling=gem"):
         load_model("osnet_x0_25", path, pooling="avg")
+    start_as_average = load_model("osnet_x0_25", source, pooling="gem", gem_p=1.0).eval()
+    with torch.no_grad():  # exponent 1: the source's own features at round 0
+        assert torch.allclose(start_as_average(images), plain(images), atol=1e-4)

@@ -79,6 +79,8 @@ class ModelConfig:
     bn_neck: bool = False       # ResNet only: BatchNorm on the pooled features (cc, tcc); OSNet's fc has its own
     pooling: str = opt("avg", choices=POOLINGS)  # global pooling: avg (as the source was trained) | gem
                                 # (Cluster Contrast's generalized mean, exponent learnt from 3: models/pooling.py)
+    gem_p: float = opt(3.0, ge=1)  # GeM's starting exponent: 3 as the reference; 1 starts as average pooling, so a
+                                # source trained with it gives the same round-0 features
 
 
 @dataclass

@@ -26,7 +26,7 @@ def build_model(cfg: Config) -> nn.Module:
     torch.manual_seed(cfg.seed)
     return load_model(cfg.model.arch, cfg.model.weights or None, last_stride=cfg.model.last_stride,
                       embedding_dim=cfg.model.embedding_dim, bn_neck=cfg.model.bn_neck,
-                      pooling=cfg.model.pooling)
+                      pooling=cfg.model.pooling, gem_p=cfg.model.gem_p)
 
 
 @dataclass

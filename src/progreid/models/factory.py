@@ -50,14 +50,14 @@ class BNNeck(nn.Module):
 
 
 def build_model(arch: str, feature_dim: int = 512, last_stride: int = 1, embedding_dim: int = 0,
-                bn_neck: bool = False, pooling: str = "avg") -> nn.Module:
+                bn_neck: bool = False, pooling: str = "avg", gem_p: float = 3.0) -> nn.Module:
     """``arch`` in :data:`ARCHS`. ResNets take ``last_stride``, an optional ``embedding_dim`` head, and
     ``bn_neck`` (a BN on the pooled features; OSNet's ``fc`` block already ends with one); every arch takes
-    ``pooling`` (``avg`` or ``gem``: models/pooling.py)."""
+    ``pooling`` (``avg`` or ``gem`` from exponent ``gem_p``: models/pooling.py)."""
     if arch in OSNET_CHANNELS:
-        return build_osnet(arch, feature_dim, pooling)
+        return build_osnet(arch, feature_dim, pooling, gem_p)
     if arch in ("resnet18", "resnet50"):
-        net = build_resnet(arch, last_stride, pooling)
+        net = build_resnet(arch, last_stride, pooling, gem_p)
         if embedding_dim > 0:
             return EmbeddingHead(net, embedding_dim)
         return BNNeck(net) if bn_neck else net

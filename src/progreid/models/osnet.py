@@ -110,7 +110,7 @@ class OSNet(nn.Module):
     """OSNet backbone + global pooling + ``fc`` (Linear-BN-ReLU) embedding of ``feature_dim``."""
 
     def __init__(self, channels: tuple[int, int, int, int], layers: tuple[int, int, int] = (2, 2, 2),
-                 feature_dim: int = 512, IN: bool = False, pooling: str = "avg"):
+                 feature_dim: int = 512, IN: bool = False, pooling: str = "avg", gem_p: float = 3.0):
         super().__init__()
         self.conv1 = ConvLayer(3, channels[0], 7, stride=2, padding=3, IN=IN)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
@@ -118,7 +118,7 @@ class OSNet(nn.Module):
         self.conv3 = self._make_layer(layers[1], channels[1], channels[2], reduce=True)
         self.conv4 = self._make_layer(layers[2], channels[2], channels[3], reduce=False)
         self.conv5 = Conv1x1(channels[3], channels[3])
-        self.pool = build_pooling(pooling)  # avg, as torchreid trained it; gem: models/pooling.py
+        self.pool = build_pooling(pooling, gem_p)  # avg, as torchreid trained it; gem: models/pooling.py
         self.fc = nn.Sequential(nn.Linear(channels[3], feature_dim), nn.BatchNorm1d(feature_dim), nn.ReLU(inplace=True))
         self.feature_dim = feature_dim
         self._init_params()
@@ -161,5 +161,5 @@ OSNET_CHANNELS = {
 }
 
 
-def build_osnet(name: str, feature_dim: int = 512, pooling: str = "avg") -> OSNet:
-    return OSNet(OSNET_CHANNELS[name], feature_dim=feature_dim, pooling=pooling)
+def build_osnet(name: str, feature_dim: int = 512, pooling: str = "avg", gem_p: float = 3.0) -> OSNet:
+    return OSNet(OSNET_CHANNELS[name], feature_dim=feature_dim, pooling=pooling, gem_p=gem_p)

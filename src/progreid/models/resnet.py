@@ -54,7 +54,7 @@ class Bottleneck(nn.Module):
 
 class ResNet(nn.Module):
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: tuple[int, int, int, int],
-                 last_stride: int = 2, pooling: str = "avg"):
+                 last_stride: int = 2, pooling: str = "avg", gem_p: float = 3.0):
         super().__init__()
         self.inplanes = 64
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
@@ -65,7 +65,7 @@ class ResNet(nn.Module):
         self.layer2 = self._make_layer(block, 128, layers[1], 2)
         self.layer3 = self._make_layer(block, 256, layers[2], 2)
         self.layer4 = self._make_layer(block, 512, layers[3], last_stride)
-        self.pool = build_pooling(pooling)  # avg, as torchvision trained it; gem: models/pooling.py
+        self.pool = build_pooling(pooling, gem_p)  # avg, as torchvision trained it; gem: models/pooling.py
         self.feature_dim = 512 * block.expansion
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -90,7 +90,7 @@ class ResNet(nn.Module):
         return self.pool(x).flatten(1)
 
 
-def build_resnet(name: str, last_stride: int = 1, pooling: str = "avg") -> ResNet:
+def build_resnet(name: str, last_stride: int = 1, pooling: str = "avg", gem_p: float = 3.0) -> ResNet:
     if name == "resnet18":
-        return ResNet(BasicBlock, (2, 2, 2, 2), last_stride, pooling)
-    return ResNet(Bottleneck, (3, 4, 6, 3), last_stride, pooling)
+        return ResNet(BasicBlock, (2, 2, 2, 2), last_stride, pooling, gem_p)
+    return ResNet(Bottleneck, (3, 4, 6, 3), last_stride, pooling, gem_p)
