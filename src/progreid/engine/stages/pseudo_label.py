@@ -119,9 +119,11 @@ def density_labels(ctx: RunContext, state: RunState, features: np.ndarray, seed:
 def density_radius(ctx: RunContext, state: RunState, dist: sp.csr_matrix) -> float:
     """DBSCAN's radius: ``cluster.eps``, or ``auto`` (``cluster.density.auto_eps`` on ``dist``) chosen every
     round, or with ``cluster.eps_update: first`` on the first round's features and kept (in the run state, so
-    resume is exact), as the reference keeps its fixed 0.6: the most-clusters radius shrinks as training
-    tightens the features (0.29, 0.16, 0.28, 0.16, 0.16 on a held-out network, issue 28), and a radius that
-    falls splits the people whom the first rounds' clusters held together."""
+    resume is exact), as the reference keeps its fixed 0.6. The most-clusters radius shrinks as training
+    tightens the features (0.29, 0.16, 0.28, 0.16, 0.16 on a held-out network, issue 28), and K grows with
+    it; but keeping round 1's radius lost 2.3 mAP on cuhk03-mini in 2 rounds (reliable pair precision 0.38
+    against 0.76 at round 2; BENCHMARKS.md, issue-28 section): the shrinking radius buys precision, so
+    ``every`` stays the default."""
     c = ctx.cfg.cluster
     if c.eps != "auto":
         return float(c.eps)
