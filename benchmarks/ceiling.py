@@ -1,7 +1,8 @@
 """Unlabeled adaptation against its ceiling: one table row per group of run folders (seeds of one method
 on one target), with the mean and range of their final mAP, that mean as a share of the oracle's on the
 same target, the cluster count per round against the number of people (the run's ``people`` diagnostic),
-and when a run first gained 15 mAP over direct transfer (minutes of its own stages, the round-0 test
+the cameras per reliable cluster per round (the true number shows in the oracle's row), GeM's learnt exponent
+per round where a run pools with it, and when a run first gained 15 mAP over direct transfer (minutes of its own stages, the round-0 test
 included).
 
     python benchmarks/ceiling.py LABEL=runs/a_s0,runs/a_s1 oracle=runs/oracle_s0 ... [--oracle oracle]
@@ -22,6 +23,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from progreid.models.checkpoint import read_state_dict
+from progreid.models.pooling import is_gem_key
+
 GAIN = 15.0  # mAP points over direct transfer: the "accuracy per minute" mark of issue 28
 
 
@@ -31,6 +35,15 @@ def rows(run: Path) -> list[dict]:
 
 def target_of(run: Path) -> str:
     return yaml.safe_load((run / "config.yaml").read_text())["data"]["target"]
+
+
+def gem_exponents(run: Path, rounds: list[int]) -> str:
+    """GeM's exponent in each round's checkpoint, or ``-`` for a run that pools by average."""
+    values = []
+    for r in rounds:
+        state = read_state_dict(run / "checkpoints" / f"round_{r:02d}.safetensors")
+        values += [f"{v.item():.2f}" for k, v in state.items() if is_gem_key(k)]
+    return ", ".join(values) or "-"
 
 
 def first_gain(run_rows: list[dict], base: float) -> str:
@@ -52,7 +65,9 @@ def summarize(label: str, runs: list[Path]) -> dict:
             "n": len(runs), "mean": float(np.mean(final)), "lo": min(final), "hi": max(final),
             "curve": [r["mAP"] for r in per_run[0] if "mAP" in r], "k": ks[0],
             "minutes": float(np.mean([sum(sum(r["seconds"].values()) for r in rs) / 60 for rs in per_run])),
-            "rows": per_run[0]}
+            "rows": per_run[0],
+            "cameras": [r["reliable_cameras_per_cluster"] for r in per_run[0] if "reliable_cameras_per_cluster" in r],
+            "gem": gem_exponents(runs[0], [r["round"] for r in per_run[0] if r["round"] > 0])}
 
 
 def table(groups: list[dict], oracle_label: str, known: dict[str, tuple[float, float]] | None = None) -> str:
@@ -63,13 +78,15 @@ def table(groups: list[dict], oracle_label: str, known: dict[str, tuple[float, f
     direct = {t: d for t, (_, d) in known.items()}
     direct.update({g["target"]: g["rows"][0]["mAP"] for g in groups if g["label"] == oracle_label})
     out = ["| target | method | seeds | final mAP (range) | % of oracle | mAP per round (first seed) | "
-           "K per round / people | minutes | first +15 mAP over direct transfer |", "|---|---|---|---|---|---|---|---|---|"]
+           "K per round / people | cameras per cluster | GeM exponent | minutes | first +15 mAP over direct transfer |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for g in groups:
         spread = f" ({g['lo']:.1f}-{g['hi']:.1f})" if g["n"] > 1 else ""
         share = f"{100 * g['mean'] / oracle[g['target']]:.1f}" if g["target"] in oracle else "-"
         k = ", ".join(str(v) for v in g["k"]) or "-"
         out.append(f"| {g['target']} | {g['label']} | {g['n']} | {g['mean']:.1f}{spread} | {share} | "
-                   f"{' → '.join(f'{m:.1f}' for m in g['curve'])} | {k} / {g['people']} | {g['minutes']:.0f} | "
+                   f"{' → '.join(f'{m:.1f}' for m in g['curve'])} | {k} / {g['people']} | "
+                   f"{', '.join(f'{c:.2f}' for c in g['cameras']) or '-'} | {g['gem']} | {g['minutes']:.0f} | "
                    f"{first_gain(g['rows'], direct.get(g['target'], g['rows'][0]['mAP']))} |")
     return "\n".join(out)
 

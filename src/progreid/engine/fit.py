@@ -195,9 +195,9 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
                     loss = loss + batch_hard_triplet(feats, y, cfg.margin)
                 if memory is not None:
                     y_mem = memory_t[batch].to(device)
-                    if cfg.support:
-                        progress_ = (epoch_offset + epoch + b / len(batches)) / max(total_epochs, epoch_offset + cfg.epochs)
-                        loss = loss + ise_loss(memory, feats, y_mem, support_lambda(progress_, cfg.support_lambda),
+                    if cfg.support:  # ISE's degree follows the share of the whole run trained so far
+                        done = (epoch_offset + epoch + b / len(batches)) / max(total_epochs, epoch_offset + cfg.epochs)
+                        loss = loss + ise_loss(memory, feats, y_mem, support_lambda(done, cfg.support_lambda),
                                                cfg.lp_weight, cfg.lp_temperature)
                     else:
                         loss = loss + memory.loss(feats, y_mem)

@@ -63,9 +63,11 @@ def _is_classifier_key(key: str, model: nn.Module) -> bool:
     return key.startswith("fc.") and not any(k.startswith("fc.") for k in model.state_dict())
 
 
-def load_weights(model: nn.Module, path: str | Path, arch: str = "") -> list[str]:
-    """Strictly load ``path`` into ``model``; return the dropped classifier keys."""
-    state = read_state_dict(path)
+def load_weights(model: nn.Module, path: str | Path, arch: str = "",
+                 state: dict[str, torch.Tensor] | None = None) -> list[str]:
+    """Strictly load ``path`` into ``model``; return the dropped classifier keys. ``state``: ``path``'s
+    state dict where the caller has read it already (it is not read twice)."""
+    state = read_state_dict(path) if state is None else state
     dropped = [k for k in state if _is_classifier_key(k, model)]
     state = {k: v for k, v in state.items() if k not in dropped}
     own = model.state_dict()

@@ -69,10 +69,10 @@ def load_model(arch: str, weights: str | Path | None = None, **kwargs) -> nn.Mod
 
     Without a ``pooling`` argument the network pools as ``weights`` were trained to (GeM if they hold its
     exponent), so an adapted checkpoint evaluates, extracts and exports as it was trained."""
-    if weights and kwargs.get("pooling") is None:
-        kwargs["pooling"] = pooling_of(read_state_dict(weights))
-    kwargs["pooling"] = kwargs.get("pooling") or "avg"
+    state = read_state_dict(weights) if weights else None
+    if kwargs.get("pooling") is None:
+        kwargs["pooling"] = pooling_of(state) if state is not None else "avg"
     model = build_model(arch, **kwargs)
     if weights:
-        load_weights(model, weights, arch)
+        load_weights(model, weights, arch, state)
     return model
