@@ -1,7 +1,7 @@
 """How each round of a run clusters, and how other clustering rules would have clustered the same
 features (ground truth only measures; no rule reads it).
 
-    python benchmarks/oversplit.py runs/NAME [--rounds 1 2 3] [--eps 0.3 0.49]
+    python benchmarks/oversplit.py runs/NAME [--rounds 1 2 3] [--eps 0.3 0.49] [--camera-jaccard] [--temporal]
 
 For every round r of a finished run: the training crops' features of the model that round r clustered
 (the original weights for round 1, round r-1's checkpoint after), the k-reciprocal Jaccard distance, and
@@ -74,6 +74,8 @@ def main() -> None:
     p.add_argument("run", type=Path)
     p.add_argument("--rounds", type=int, nargs="+")
     p.add_argument("--eps", type=float, nargs="*", default=[], help="fixed radii to compare")
+    p.add_argument("--camera-jaccard", action="store_true", help="also DBSCAN on CA-Jaccard's camera-aware "
+                   "distance (cluster.distance=camera_jaccard) at its own most-clusters radius")
     p.add_argument("--temporal", action="store_true", help="also tcc's rule (must-links at distance ~0, blended "
                    "features, eps on appearance) and cc's clusters merged along the same must-links afterwards")
     args = p.parse_args()
@@ -97,6 +99,13 @@ def main() -> None:
             merged = merge_pairs(labels, pairs)
             print(json.dumps({"round": r, "rule": name + " + merge split pairs", "eps": round(float(e), 3),
                               **describe(merged, pids, cams)}), flush=True)
+        if args.camera_jaccard:
+            from progreid.cluster.camera_jaccard import camera_jaccard_distance
+
+            ca = camera_jaccard_distance(x, cams)
+            ca_eps, _ = auto_eps(ca, c.min_samples)
+            print(json.dumps({"round": r, "rule": "camera_jaccard, most clusters", "eps": round(float(ca_eps), 3),
+                              **describe(dbscan(ca, ca_eps, c.min_samples), pids, cams)}), flush=True)
         if args.temporal:
             for name, labels in temporal_rules(ctx, x, dist, eps):
                 print(json.dumps({"round": r, "rule": name, "eps": round(float(eps), 3),

@@ -207,9 +207,9 @@ def test_killed_cc_run_resumes_to_the_same_result(network, cc_full, tmp_path):
 
 def test_cc_with_gem_support_samples_and_a_kept_radius_trains_resumes_and_says_how_it_pools(network, tmp_path):
     """Issue 28's options together: GeM (its exponent trained and saved), ISE's support samples, the round-1
-    radius kept across a kill and resume (it lives in the run state)."""
+    radius kept across a kill and resume (it lives in the run state), CA-Jaccard's camera-aware distance."""
     paths, weights = network
-    opts = ("model.pooling=gem", "train.support=true", "cluster.eps_update=first")
+    opts = ("model.pooling=gem", "train.support=true", "cluster.eps_update=first", "cluster.distance=camera_jaccard")
 
     def die_after_round_1(line: str) -> None:
         if line.startswith("round 1/"):
@@ -221,6 +221,7 @@ def test_cc_with_gem_support_samples_and_a_kept_radius_trains_resumes_and_says_h
                  log=lambda s: None)
     assert [r["round"] for r in rows] == [0, 1, 2]
     assert rows[1]["eps"] == rows[2]["eps"] and rows[2]["train_loss"] > 0
+    assert rows[1]["distance"] == rows[2]["distance"] == "camera_jaccard"
     state = read_state_dict(RunDir(tmp_path / "run").verified_checkpoint(2))
     assert state["pool.p"].item() != 3.0  # the exponent was trained, and the checkpoint carries it
 

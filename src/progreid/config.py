@@ -109,6 +109,8 @@ class ClusterConfig:
     beta: float = opt(1.0, gt=0)           # beta of the center update
     k1: int = opt(30, integer=True, ge=2)  # k-reciprocal Jaccard distance (dbscan): neighbours, itself included
     k2: int = opt(6, **POSITIVE_INT)       # ... and the local query expansion
+    distance: str = opt("jaccard", choices=("jaccard", "camera_jaccard"))  # dbscan's distance: k-reciprocal
+                                # Jaccard, or CA-Jaccard's neighbours within and across cameras (cluster/camera_jaccard.py)
     eps: str = opt("auto", words=("auto",), gt=0, lt=1)  # DBSCAN radius on the Jaccard distance; auto: see density.py
     eps_update: str = opt("every", choices=("every", "first"))  # eps auto: chosen every round | on the first
                                 # round's features and kept (engine/stages/pseudo_label.density_radius)

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from progreid.cluster import assign, kmeans
+from progreid.cluster.camera_jaccard import camera_jaccard_distance
 from progreid.cluster.constraints import constrain_distance, enforce
 from progreid.cluster.density import auto_eps, dbscan, with_links
 from progreid.cluster.jaccard import jaccard_distance
@@ -55,7 +56,7 @@ def num_clusters(k: str | int, n: int) -> int:
 
 
 # the settings each pseudo-labeller reads (cluster.k auto counts clusters with the density keys)
-DENSITY_KEYS = ("cluster.k1", "cluster.k2", "cluster.eps", "cluster.eps_update", "cluster.min_samples")
+DENSITY_KEYS = ("cluster.k1", "cluster.k2", "cluster.distance", "cluster.eps", "cluster.eps_update", "cluster.min_samples")
 KMEANS_KEYS = ("cluster.k", "cluster.max_iter", "cluster.tol", "cluster.rtol", "cluster.normalize", *DENSITY_KEYS)
 
 
@@ -112,8 +113,22 @@ def density_labels(ctx: RunContext, state: RunState, features: np.ndarray, seed:
     ``eps: auto`` is chosen from the data every round (``cluster.density.auto_eps``) and logged, with
     what the clustering shows of splitting people (``evaluation.oversegmentation``: cluster pairs that
     look like one person split by camera; clusters per tracker track), which the summary line says."""
+    dist, info = appearance_distance(ctx, features)
+    return _cluster_density(ctx, state, features, dist, info)
+
+
+def appearance_distance(ctx: RunContext, features: np.ndarray) -> tuple[sp.csr_matrix, dict[str, Any]]:
+    """The distance DBSCAN clusters on, and what to log: ``cluster.distance`` ``jaccard`` (k-reciprocal,
+    ``cluster.k1``/``k2``) or ``camera_jaccard`` (CA-Jaccard: neighbours ranked within and across cameras,
+    the authors' k's; ``cluster/camera_jaccard.py``). With one camera there is nothing to balance, and
+    ``camera_jaccard`` falls back to ``jaccard`` (logged)."""
     c = ctx.cfg.cluster
-    return _cluster_density(ctx, state, features, jaccard_distance(features, c.k1, c.k2, ctx.device), {})
+    if c.distance == "camera_jaccard":
+        cameras = ctx.pool_cameras
+        if len(np.unique(cameras)) > 1:
+            return camera_jaccard_distance(features, cameras, device=ctx.device), {"distance": "camera_jaccard"}
+        return jaccard_distance(features, c.k1, c.k2, ctx.device), {"distance": "jaccard (one camera)"}
+    return jaccard_distance(features, c.k1, c.k2, ctx.device), {}
 
 
 def density_radius(ctx: RunContext, state: RunState, dist: sp.csr_matrix) -> float:
@@ -203,11 +218,10 @@ def temporal_density_labels(ctx: RunContext, state: RunState, features: np.ndarr
     c, records = ctx.cfg.cluster, ctx.pool_records
     window = ctx.frame_windows(features)
     i, j = must_links(features, records, window, c.link_k)
-    plain = jaccard_distance(features, c.k1, c.k2, ctx.device)
-    blended = plain if c.link_blend <= 0 else jaccard_distance(blend_along_links(features, i, j, c.link_blend),
-                                                                c.k1, c.k2, ctx.device)
+    plain, info = appearance_distance(ctx, features)
+    blended = plain if c.link_blend <= 0 else appearance_distance(ctx, blend_along_links(features, i, j, c.link_blend))[0]
     eps_dist = plain if c.eps_from == "appearance" else None
-    info = {"frame_window": {str(k): v for k, v in window.items()}, "must_links": int(len(i))}
+    info = {**info, "frame_window": {str(k): v for k, v in window.items()}, "must_links": int(len(i))}
     if c.link_as == "merge":
         return _cluster_density(ctx, state, features, blended, info, eps_dist, merge_links=(i, j))
     return _cluster_density(ctx, state, features, with_links(blended, i, j), info, eps_dist)
