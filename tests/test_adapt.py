@@ -207,9 +207,11 @@ def test_killed_cc_run_resumes_to_the_same_result(network, cc_full, tmp_path):
 
 def test_cc_with_gem_support_samples_and_a_kept_radius_trains_resumes_and_says_how_it_pools(network, tmp_path):
     """Issue 28's options together: GeM (its exponent trained and saved), ISE's support samples, the round-1
-    radius kept across a kill and resume (it lives in the run state), CA-Jaccard's camera-aware distance."""
+    radius kept across a kill and resume (it lives in the run state), CA-Jaccard's camera-aware distance,
+    RLCC's soft labels (round 2 from round 1's clusters, which the kill must not lose)."""
     paths, weights = network
-    opts = ("model.pooling=gem", "train.support=true", "cluster.eps_update=first", "cluster.distance=camera_jaccard")
+    opts = ("model.pooling=gem", "train.support=true", "cluster.eps_update=first", "cluster.distance=camera_jaccard",
+            "train.label_ensemble=true")
 
     def die_after_round_1(line: str) -> None:
         if line.startswith("round 1/"):
@@ -222,6 +224,8 @@ def test_cc_with_gem_support_samples_and_a_kept_radius_trains_resumes_and_says_h
     assert [r["round"] for r in rows] == [0, 1, 2]
     assert rows[1]["eps"] == rows[2]["eps"] and rows[2]["train_loss"] > 0
     assert rows[1]["distance"] == rows[2]["distance"] == "camera_jaccard"
+    arrays = RunDir(tmp_path / "run").verified_record(2)[0].arrays
+    assert {"eps", "ensemble_labels", "ensemble_centers"} <= set(arrays)  # what the next round (or a resume) needs
     state = read_state_dict(RunDir(tmp_path / "run").verified_checkpoint(2))
     assert state["pool.p"].item() != 3.0  # the exponent was trained, and the checkpoint carries it
 

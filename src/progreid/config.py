@@ -159,6 +159,10 @@ class TrainConfig:
     support_lambda: float = opt(1.0, gt=0)   # ... its base interpolation degree (reaches 0.5 x this)
     lp_weight: float = opt(0.1, ge=0)        # ... weight of its label-preserving loss
     lp_temperature: float = opt(0.6, gt=0)   # ... and that loss's temperature
+    label_ensemble: bool = False  # cluster_memory: RLCC's soft labels, the last round's clusters carried over
+                                # through the two clusterings' consensus (label_ensemble.py)
+    ensemble_alpha: float = opt(0.9, gt=0, le=1)   # ... weight of the hard labels (and of the last round's one-hot)
+    ensemble_temperature: float = opt(30.0, gt=0)  # ... sharpness of the softmax over the last round's centres
     scheduler: str = opt("none", choices=("none", "step", "cosine"))
     step_size: int = opt(10, **POSITIVE_INT)  # epochs per x0.1 step (scheduler=step)
     warmup_epochs: int = opt(0, **COUNT)

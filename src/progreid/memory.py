@@ -34,6 +34,10 @@ class ClusterMemory:
         """The cluster of each target entry (an entry is a cluster here)."""
         return targets
 
+    def class_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, clusters) logits of each sample over the clusters (RLCC's soft labels are trained on these)."""
+        return F.normalize(features, dim=1) @ self.entries.T / self.temperature
+
     def class_centers(self) -> torch.Tensor:
         """One normalised centre per cluster (ISE's support samples move between them)."""
         return self.entries
@@ -110,6 +114,13 @@ class CameraAwareMemory(ClusterMemory):
         sums = torch.zeros(int(self.proxy_class.max()) + 1, self.entries.shape[1], device=self.entries.device,
                            dtype=self.entries.dtype).index_add_(0, self.proxy_class, self.entries)
         return F.normalize(sums, dim=1)
+
+    def class_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """A cluster's logit is the mean of its proxies' logits."""
+        sims = F.normalize(features, dim=1) @ self.entries.T / self.temperature
+        k = int(self.proxy_class.max()) + 1
+        sums = torch.zeros(len(sims), k, device=sims.device, dtype=sims.dtype).index_add_(1, self.proxy_class, sims)
+        return sums / torch.bincount(self.proxy_class, minlength=k).to(sims.dtype)
 
     def loss(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         sims = F.normalize(features, dim=1) @ self.entries.T / self.temperature

@@ -25,6 +25,7 @@ from progreid.engine.device import autocast
 from progreid.errors import ProgReIDError
 from progreid.losses import LOSSES, batch_hard_triplet, cross_entropy_smooth
 from progreid.memory import ClusterMemory
+from progreid.label_ensemble import SoftLabels, soft_label_loss
 from progreid.support import ise_loss, support_lambda
 
 
@@ -125,7 +126,8 @@ def _batches(cfg: TrainConfig, labels: np.ndarray, rng: np.random.Generator) -> 
 def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.ndarray, cfg: TrainConfig,
         device: torch.device, seed: int, progress: bool = True, desc: str = "train",
         features: np.ndarray | None = None, memory: ClusterMemory | None = None,
-        epoch_offset: int = 0, memory_targets: np.ndarray | None = None, total_epochs: int = 0) -> FitStats:
+        epoch_offset: int = 0, memory_targets: np.ndarray | None = None, total_epochs: int = 0,
+        soft_labels: SoftLabels | None = None) -> FitStats:
     """Train ``model`` in place on ``images[indices]`` with class ``labels`` (0..C-1) for ``cfg.epochs``.
 
     ``features``: the model's current features of ``images[indices]``, used to warm up a fresh
@@ -133,7 +135,9 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
     ``train.loss: contrast`` (updated in place); ``memory_targets``: each sample's entry in it where that
     is not its class (camera-aware proxies). ``epoch_offset``: epochs already trained in earlier
     calls, so that a learning-rate schedule runs across rounds of one epoch each; ``total_epochs``: the
-    whole run's, over which ISE's support samples (``cfg.support``) move further out.
+    whole run's, over which ISE's support samples (``cfg.support``) move further out. ``soft_labels``: RLCC's
+    (``label_ensemble.SoftLabels``, rows by position in ``indices``), trained with weight
+    ``1 - cfg.ensemble_alpha`` beside the memory loss.
     """
     if cfg.loss not in LOSSES:
         raise ProgReIDError(f"train.loss {cfg.loss!r}: choose one of {LOSSES}.")
@@ -201,6 +205,10 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
                                                cfg.lp_weight, cfg.lp_temperature)
                     else:
                         loss = loss + memory.loss(feats, y_mem)
+                    if soft_labels is not None:
+                        a = cfg.ensemble_alpha
+                        loss = (1 - a) * soft_label_loss(memory.class_logits(feats),
+                                                         soft_labels.rows(torch.as_tensor(batch).to(device))) + a * loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -16,6 +16,7 @@ from progreid.engine.context import RunContext
 from progreid.engine.fit import FitStats, fit
 from progreid.engine.state import RunState
 from progreid.errors import ProgReIDError
+from progreid.label_ensemble import SoftLabels
 from progreid import distributed
 from progreid.memory import CameraAwareMemory, ClusterMemory, camera_proxies, centroids
 from progreid.registry import Registry
@@ -63,7 +64,8 @@ def _needs_contrast_loss(ctx: RunContext) -> None:
 
 @FINE_TUNERS.register("cluster_memory", check=_needs_contrast_loss,
                       reads=("train.temperature", "train.memory_momentum", "train.memory", "train.support",
-                             "train.support_lambda", "train.lp_weight", "train.lp_temperature"))
+                             "train.support_lambda", "train.lp_weight", "train.lp_temperature", "train.label_ensemble",
+                             "train.ensemble_alpha", "train.ensemble_temperature"))
 def contrast_with_memory(ctx: RunContext, state: RunState, indices: np.ndarray, classes: np.ndarray,
                          seed: int) -> FitStats:
     """Cluster contrast: a memory of the clusters' normalised centroids (features of the model that
@@ -83,6 +85,25 @@ def contrast_with_memory(ctx: RunContext, state: RunState, indices: np.ndarray, 
     else:  # the memory's entries from rank 0's features: the other ranks hold none
         memory = ClusterMemory(distributed.on_main(lambda: centroids(state.features[indices], classes)),
                                t.temperature, t.memory_momentum, ctx.device)
+    soft = ensembled_labels(ctx, state, indices, classes) if t.label_ensemble else None
     return fit(state.model, ctx.target.train_images, indices, classes, t, ctx.device, seed, ctx.progress,
                desc=f"round {state.last_round + 1}", memory=memory, epoch_offset=state.last_round * t.epochs,
-               memory_targets=targets, total_epochs=ctx.cfg.loop.max_rounds * t.epochs)
+               memory_targets=targets, total_epochs=ctx.cfg.loop.max_rounds * t.epochs, soft_labels=soft)
+
+
+def ensembled_labels(ctx: RunContext, state: RunState, indices: np.ndarray, classes: np.ndarray) -> SoftLabels | None:
+    """RLCC's soft labels of this round's training crops from the last round's clusters (none in round 1),
+    and this round's clusters and centres kept in the run state for the next (so resume is exact)."""
+    n = len(ctx.target.train)
+    previous = state.arrays.get("ensemble_labels")
+    current = np.full(n, -1, np.int64)
+    current[indices] = classes
+    soft = None
+    features = distributed.on_main(lambda: state.features[indices])  # rank 0 holds the features
+    if previous is not None:
+        t = ctx.cfg.train
+        soft = SoftLabels(features, previous[indices], state.arrays["ensemble_centers"], classes, t.ensemble_alpha,
+                          t.ensemble_temperature, ctx.device)
+    state.arrays["ensemble_labels"] = current
+    state.arrays["ensemble_centers"] = centroids(features, classes)
+    return soft
