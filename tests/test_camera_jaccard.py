@@ -103,3 +103,10 @@ def test_the_stage_uses_camera_jaccard_where_asked_and_plain_jaccard_for_one_cam
     one_camera, info = appearance_distance(ctx(np.zeros_like(cams), "camera_jaccard"), x)
     assert info == {"distance": "jaccard (one camera)"} and (one_camera != jaccard_distance(x, 30, 6)).nnz == 0
     assert appearance_distance(ctx(cams, "jaccard"), x)[1] == {}
+
+
+def test_camera_ranks_are_the_same_in_any_chunk_size():
+    x, _, cams = two_camera_people()
+    whole = camera_ranks(x, cams, 6, 21)
+    for a, b in zip(whole, camera_ranks(x, cams, 6, 21, chunk=7)):
+        np.testing.assert_array_equal(a, b)
