@@ -282,13 +282,13 @@ def test_tcc_must_links_tracks_with_a_calibrated_window_and_trains_camera_aware_
 
 
 def test_tcc_with_links_as_merge_clusters_as_cc_then_merges(network, tmp_path):
-    """cluster.link_as=merge: round 1's clusters are cc's (same features, same eps) merged along the
-    must-links, so there are never more of them than cc found."""
+    """cluster.link_as=merge: round 1's clusters are cc's (same features, same distance, same eps) merged
+    along the must-links, so there are never more of them than cc found."""
     paths, weights = network
-    rows = adapt(contrast_cfg("tcc", paths, weights, "cluster.link_as=merge", "cluster.link_blend=0",
-                              "loop.max_rounds=1"), tmp_path / "run", progress=False, log=lambda s: None)
-    cc = adapt(contrast_cfg("cc", paths, weights, "loop.max_rounds=1"), tmp_path / "cc", progress=False,
-               log=lambda s: None)
+    same = ("loop.max_rounds=1", "cluster.distance=camera_jaccard")
+    rows = adapt(contrast_cfg("tcc", paths, weights, "cluster.link_as=merge", "cluster.link_blend=0", *same),
+                 tmp_path / "run", progress=False, log=lambda s: None)
+    cc = adapt(contrast_cfg("cc", paths, weights, *same), tmp_path / "cc", progress=False, log=lambda s: None)
     r = rows[1]
     assert r["must_links"] > 0 and r["eps"] == cc[1]["eps"]
     assert r["k"] == cc[1]["k"] - r["clusters_merged_by_links"] and r["outlier_fraction"] == cc[1]["outlier_fraction"]
