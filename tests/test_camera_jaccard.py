@@ -93,16 +93,39 @@ def test_the_stage_uses_camera_jaccard_where_asked_and_plain_jaccard_for_one_cam
 
     x, _, cams = two_camera_people()
 
-    def ctx(cameras, distance):
-        return SimpleNamespace(cfg=SimpleNamespace(cluster=ClusterConfig(distance=distance)), pool_cameras=cameras,
-                               device="cpu")
+    def ctx(cameras, distance, k1_intra="auto"):
+        return SimpleNamespace(cfg=SimpleNamespace(cluster=ClusterConfig(distance=distance, k1_intra=k1_intra)),
+                               pool_cameras=cameras, device="cpu")
 
-    camera_aware, info = appearance_distance(ctx(cams, "camera_jaccard"), x)
-    assert info == {"distance": "camera_jaccard"}
-    assert (camera_aware != camera_jaccard_distance(x, cams)).nnz == 0
-    one_camera, info = appearance_distance(ctx(np.zeros_like(cams), "camera_jaccard"), x)
+    def state():
+        return SimpleNamespace(arrays={})
+
+    camera_aware, info = appearance_distance(ctx(cams, "camera_jaccard", "7"), state(), x)
+    assert info == {"distance": "camera_jaccard", "k1_intra": 7}
+    assert (camera_aware != camera_jaccard_distance(x, cams, k1_intra=7)).nnz == 0
+    one_camera, info = appearance_distance(ctx(np.zeros_like(cams), "camera_jaccard"), state(), x)
     assert info == {"distance": "jaccard (one camera)"} and (one_camera != jaccard_distance(x, 30, 6)).nnz == 0
-    assert appearance_distance(ctx(cams, "jaccard"), x)[1] == {}
+    assert appearance_distance(ctx(cams, "jaccard"), state(), x)[1] == {}
+
+
+def test_k1_intra_auto_follows_the_crops_of_a_camera_visit_and_is_kept():
+    """auto: at least the authors' 5, more where each camera sees a person in more crops (a dense track)."""
+    from types import SimpleNamespace
+
+    from progreid.config import ClusterConfig
+    from progreid.engine.stages.pseudo_label import intra_camera_neighbours
+
+    def chosen(per_camera):
+        x, _, cams = two_camera_people(n_ids=10, per_camera=per_camera, camera_shift=0.3)
+        st = SimpleNamespace(arrays={})
+        c = SimpleNamespace(cfg=SimpleNamespace(cluster=ClusterConfig(distance="camera_jaccard")), pool_cameras=cams,
+                            device="cpu")
+        k = intra_camera_neighbours(c, st, x)
+        assert intra_camera_neighbours(c, st, x[::-1].copy()) == k == int(st.arrays["k1_intra"][0])  # kept
+        return k
+
+    assert chosen(3) == 5  # the authors' value where visits are short (Market-1501: 3 crops per camera and person)
+    assert chosen(8) == 8 and chosen(14) == 14
 
 
 def test_camera_ranks_are_the_same_in_any_chunk_size():

@@ -111,6 +111,8 @@ class ClusterConfig:
     k2: int = opt(6, **POSITIVE_INT)       # ... and the local query expansion
     distance: str = opt("jaccard", choices=("jaccard", "camera_jaccard"))  # dbscan's distance: k-reciprocal
                                 # Jaccard, or CA-Jaccard's neighbours within and across cameras (cluster/camera_jaccard.py)
+    k1_intra: str = opt("auto", words=("auto",), **POSITIVE_INT)  # camera_jaccard: neighbours within a camera;
+                                # auto: a camera visit's crops, estimated once (pseudo_label.intra_camera_neighbours)
     eps: str = opt("auto", words=("auto",), gt=0, lt=1)  # DBSCAN radius on the Jaccard distance; auto: see density.py
     eps_update: str = opt("every", choices=("every", "first"))  # eps auto: chosen every round | on the first
                                 # round's features and kept (engine/stages/pseudo_label.density_radius)
