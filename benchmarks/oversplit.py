@@ -100,11 +100,17 @@ def main() -> None:
             print(json.dumps({"round": r, "rule": name + " + merge split pairs", "eps": round(float(e), 3),
                               **describe(merged, pids, cams)}), flush=True)
         if args.camera_jaccard:
-            from progreid.cluster.camera_jaccard import camera_jaccard_distance
+            from types import SimpleNamespace
 
-            ca = camera_jaccard_distance(x, cams)
+            from progreid.cluster.camera_jaccard import camera_jaccard_distance
+            from progreid.engine.stages.pseudo_label import intra_camera_neighbours
+
+            k = intra_camera_neighbours(ctx, SimpleNamespace(arrays={}), x)  # cluster.k1_intra auto on these features
+            visits = np.unique(np.stack([pids, cams], 1), axis=0, return_counts=True)[1]
+            ca = camera_jaccard_distance(x, cams, k1_intra=k)
             ca_eps, _ = auto_eps(ca, c.min_samples)
             print(json.dumps({"round": r, "rule": "camera_jaccard, most clusters", "eps": round(float(ca_eps), 3),
+                              "k1_intra_auto": k, "true_crops_per_person_and_camera": float(np.median(visits)),
                               **describe(dbscan(ca, ca_eps, c.min_samples), pids, cams)}), flush=True)
         if args.temporal:
             for name, labels in temporal_rules(ctx, x, dist, eps):
