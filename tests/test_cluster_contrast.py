@@ -257,3 +257,17 @@ def test_eps_update_first_keeps_the_first_rounds_radius_as_the_features_tighten(
     assert density_radius(ctx("first"), SimpleNamespace(arrays={}), d_tight) == first
     fixed = SimpleNamespace(cfg=SimpleNamespace(cluster=ClusterConfig(eps="0.4")))
     assert density_radius(fixed, SimpleNamespace(arrays={}), d_tight) == 0.4
+
+
+def test_epoch_length_crops_trains_the_pools_crops_whatever_the_cluster_count():
+    from types import SimpleNamespace
+
+    from progreid.config import TrainConfig
+    from progreid.engine.stages.fine_tune import epoch_batches
+
+    def ctx(length, pool):
+        return SimpleNamespace(cfg=SimpleNamespace(train=TrainConfig(p=16, k=4, epoch_length=length)), pool=np.arange(pool))
+
+    assert epoch_batches(ctx("clusters", 4109)) == 0  # every cluster once: the sampler's own length
+    assert epoch_batches(ctx("crops", 4109)) == 65  # ceil(4109 / 64), with 252 clusters or 422
+    assert epoch_batches(ctx("crops", 64)) == 1

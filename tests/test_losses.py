@@ -96,3 +96,14 @@ def test_pk_sampler_falls_back_to_one_small_batch_when_labels_are_few():
     batches = list(pk_batches(labels, p=16, k=4, rng=np.random.default_rng(0)))
     assert len(batches) == 1 and sorted(set(labels[batches[0]])) == [0, 1] and len(batches[0]) == 8
     assert list(pk_batches(np.array([0, 0, 1]), p=16, k=4, rng=np.random.default_rng(0))) == []
+
+
+def test_pk_sampler_with_a_fixed_length_cycles_the_labels_in_fresh_orders():
+    labels = np.repeat(np.arange(6), 5)  # 6 labels, P = 2: 3 batches per pass over the labels
+    batches = list(pk_batches(labels, p=2, k=4, rng=np.random.default_rng(0), num_batches=7))
+    assert len(batches) == 7 and all(len(set(labels[b])) == 2 and len(b) == 8 for b in batches)
+    passes = [sorted(np.unique(labels[np.concatenate(batches[s:s + 3])])) for s in (0, 3)]
+    assert passes == [list(range(6))] * 2  # every label once per pass, then again
+    orders = [[int(labels[b[0]]) for b in batches[s:s + 3]] for s in (0, 3)]
+    assert orders[0] != orders[1]
+    assert list(pk_batches(np.array([0, 1, 2]), p=2, k=4, rng=np.random.default_rng(0), num_batches=5)) == []

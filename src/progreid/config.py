@@ -143,6 +143,9 @@ class TrainConfig:
     p: int = opt(16, integer=True, ge=2)   # identities per triplet batch
     k: int = opt(8, **POSITIVE_INT)        # images per identity in a triplet batch
     small_clusters: str = opt("replace", choices=("replace", "skip"))  # clusters with < k reliable samples
+    epoch_length: str = opt("clusters", choices=("clusters", "crops"))  # cluster_memory: an epoch draws every
+                                # cluster once (K x k samples) | as many samples as the target has training crops,
+                                # so a round's length does not follow the cluster count (engine/stages/fine_tune.py)
     optimizer: str = opt("sgd", choices=("sgd", "adam"))
     lr: float = opt(0.001, gt=0)
     momentum: float = opt(0.9, ge=0, lt=1)

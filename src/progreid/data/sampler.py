@@ -18,7 +18,7 @@ def shuffled_batches(n: int, batch_size: int, rng: np.random.Generator, drop_las
 
 
 def pk_batches(labels: np.ndarray, p: int, k: int, rng: np.random.Generator,
-               small: str = "replace") -> Iterator[np.ndarray]:
+               small: str = "replace", num_batches: int = 0) -> Iterator[np.ndarray]:
     """One epoch of P x K batches over ``labels`` (one entry per sample; -1 = not trained on).
 
     Every label appears once per epoch, with K of its samples: drawn without replacement when it
@@ -26,7 +26,23 @@ def pk_batches(labels: np.ndarray, p: int, k: int, rng: np.random.Generator,
     (``small="skip"``). Batches hold P distinct labels; the last incomplete batch is dropped,
     unless it would be the only one: fewer than P usable labels (a small camera network, an early
     round) still train, on one batch of all of them.
+
+    ``num_batches`` > 0 fixes the epoch's length instead (Cluster Contrast's fixed iterations per
+    epoch): passes over the labels, each in a fresh order, until that many batches.
     """
+    if num_batches > 0:
+        made = 0
+        while made < num_batches:
+            one_pass = pk_batches(labels, p, k, rng, small)
+            first = next(one_pass, None)
+            if first is None:
+                return  # no usable label: nothing to train on, as one pass would say
+            for batch in (first, *one_pass):
+                yield batch
+                made += 1
+                if made == num_batches:
+                    return
+        return
     labels = np.asarray(labels)
     by_label: dict[int, np.ndarray] = {}
     for lab in np.unique(labels[labels >= 0]):

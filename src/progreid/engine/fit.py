@@ -116,10 +116,10 @@ def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state >> np.uint64(1)))
 
 
-def _batches(cfg: TrainConfig, labels: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Positions into ``labels`` for one epoch."""
+def _batches(cfg: TrainConfig, labels: np.ndarray, rng: np.random.Generator, num_batches: int = 0) -> Iterator[np.ndarray]:
+    """Positions into ``labels`` for one epoch (of ``num_batches`` P x K batches where > 0)."""
     if "triplet" in cfg.loss or cfg.loss == "contrast":
-        return pk_batches(labels, cfg.p, cfg.k, rng, cfg.small_clusters)
+        return pk_batches(labels, cfg.p, cfg.k, rng, cfg.small_clusters, num_batches)
     return shuffled_batches(len(labels), cfg.batch_size, rng)
 
 
@@ -127,7 +127,7 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
         device: torch.device, seed: int, progress: bool = True, desc: str = "train",
         features: np.ndarray | None = None, memory: ClusterMemory | None = None,
         epoch_offset: int = 0, memory_targets: np.ndarray | None = None, total_epochs: int = 0,
-        soft_labels: SoftLabels | None = None) -> FitStats:
+        soft_labels: SoftLabels | None = None, epoch_batches: int = 0) -> FitStats:
     """Train ``model`` in place on ``images[indices]`` with class ``labels`` (0..C-1) for ``cfg.epochs``.
 
     ``features``: the model's current features of ``images[indices]``, used to warm up a fresh
@@ -137,7 +137,8 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
     calls, so that a learning-rate schedule runs across rounds of one epoch each; ``total_epochs``: the
     whole run's, over which ISE's support samples (``cfg.support``) move further out. ``soft_labels``: RLCC's
     (``label_ensemble.SoftLabels``, rows by position in ``indices``), trained with weight
-    ``1 - cfg.ensemble_alpha`` beside the memory loss.
+    ``1 - cfg.ensemble_alpha`` beside the memory loss. ``epoch_batches`` > 0: P x K batches per epoch
+    (clusters drawn again in fresh orders), instead of every class once.
     """
     if cfg.loss not in LOSSES:
         raise ProgReIDError(f"train.loss {cfg.loss!r}: choose one of {LOSSES}.")
@@ -170,7 +171,7 @@ def fit(model: nn.Module, images: np.ndarray, indices: np.ndarray, labels: np.nd
     for epoch in range(cfg.epochs):
         for g, lr in zip(optimizer.param_groups, base_lrs):
             g["lr"] = lr * lr_factor(cfg, epoch_offset + epoch)
-        batches = list(_batches(cfg, labels, rng))
+        batches = list(_batches(cfg, labels, rng, epoch_batches))
         if not batches:
             raise ProgReIDError(f"no complete batch: {len(indices)} samples in {num_classes} classes are too few "
                                 f"for train.batch_size={cfg.batch_size} / train.p={cfg.p}, train.k={cfg.k}.")

@@ -8,6 +8,7 @@ classifier, batch-hard triplet, or both); what differs between methods is where 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Callable
 
 import numpy as np
@@ -63,7 +64,7 @@ def _needs_contrast_loss(ctx: RunContext) -> None:
 
 
 @FINE_TUNERS.register("cluster_memory", check=_needs_contrast_loss,
-                      reads=("train.temperature", "train.memory_momentum", "train.memory", "train.support",
+                      reads=("train.temperature", "train.memory_momentum", "train.memory", "train.epoch_length", "train.support",
                              "train.support_lambda", "train.lp_weight", "train.lp_temperature", "train.label_ensemble",
                              "train.ensemble_alpha", "train.ensemble_temperature"))
 def contrast_with_memory(ctx: RunContext, state: RunState, indices: np.ndarray, classes: np.ndarray,
@@ -88,7 +89,17 @@ def contrast_with_memory(ctx: RunContext, state: RunState, indices: np.ndarray, 
     soft = ensembled_labels(ctx, state, indices, classes) if t.label_ensemble else None
     return fit(state.model, ctx.target.train_images, indices, classes, t, ctx.device, seed, ctx.progress,
                desc=f"round {state.last_round + 1}", memory=memory, epoch_offset=state.last_round * t.epochs,
-               memory_targets=targets, total_epochs=ctx.cfg.loop.max_rounds * t.epochs, soft_labels=soft)
+               memory_targets=targets, total_epochs=ctx.cfg.loop.max_rounds * t.epochs, soft_labels=soft,
+               epoch_batches=epoch_batches(ctx))
+
+
+def epoch_batches(ctx: RunContext) -> int:
+    """P x K batches per epoch: 0 (every cluster once, ``train.epoch_length: clusters``), or ``crops``: the
+    training pool's crops over the batch size, whatever the clustering found. With every cluster once a round
+    trains in proportion to K, and K follows the clustering: on cuhk03-mini cc's 252 clusters gave 60% of
+    the steps that the oracle's 422 true identities give in the same round (BENCHMARKS.md, issue-28 section)."""
+    t = ctx.cfg.train
+    return math.ceil(len(ctx.pool) / (t.p * t.k)) if t.epoch_length == "crops" else 0
 
 
 def ensembled_labels(ctx: RunContext, state: RunState, indices: np.ndarray, classes: np.ndarray) -> SoftLabels | None:
