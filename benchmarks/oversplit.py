@@ -73,7 +73,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path)
     p.add_argument("--rounds", type=int, nargs="+")
-    p.add_argument("--eps", type=float, nargs="*", default=[], help="fixed radii to compare")
+    p.add_argument("--eps", type=float, nargs="*", default=[], help="fixed radii to compare (on CA-Jaccard too, with --camera-jaccard)")
     p.add_argument("--camera-jaccard", action="store_true", help="also DBSCAN on CA-Jaccard's camera-aware "
                    "distance (cluster.distance=camera_jaccard) at its own most-clusters radius")
     p.add_argument("--temporal", action="store_true", help="also tcc's rule (must-links at distance ~0, blended "
@@ -112,6 +112,9 @@ def main() -> None:
             print(json.dumps({"round": r, "rule": "camera_jaccard, most clusters", "eps": round(float(ca_eps), 3),
                               "k1_intra_auto": k, "true_crops_per_person_and_camera": float(np.median(visits)),
                               **describe(dbscan(ca, ca_eps, c.min_samples), pids, cams)}), flush=True)
+            for e in args.eps:  # the same fixed radii on CA-Jaccard
+                print(json.dumps({"round": r, "rule": f"camera_jaccard, eps {e}", "eps": round(float(e), 3),
+                                  **describe(dbscan(ca, float(e), c.min_samples), pids, cams)}), flush=True)
         if args.temporal:
             for name, labels in temporal_rules(ctx, x, dist, eps):
                 print(json.dumps({"round": r, "rule": name, "eps": round(float(eps), 3),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Iterator
 
 import numpy as np
@@ -31,18 +32,22 @@ def pk_batches(labels: np.ndarray, p: int, k: int, rng: np.random.Generator,
     epoch): passes over the labels, each in a fresh order, until that many batches.
     """
     if num_batches > 0:
-        made = 0
-        while made < num_batches:
-            one_pass = pk_batches(labels, p, k, rng, small)
-            first = next(one_pass, None)
-            if first is None:
-                return  # no usable label: nothing to train on, as one pass would say
-            for batch in (first, *one_pass):
-                yield batch
-                made += 1
-                if made == num_batches:
-                    return
-        return
+        return itertools.islice(_passes(labels, p, k, rng, small), num_batches)
+    return _one_pass(labels, p, k, rng, small)
+
+
+def _passes(labels: np.ndarray, p: int, k: int, rng: np.random.Generator, small: str) -> Iterator[np.ndarray]:
+    """Passes of ``_one_pass`` without end, each in a fresh order; none if a pass yields nothing."""
+    while True:
+        empty = True
+        for batch in _one_pass(labels, p, k, rng, small):
+            empty = False
+            yield batch
+        if empty:
+            return
+
+
+def _one_pass(labels: np.ndarray, p: int, k: int, rng: np.random.Generator, small: str) -> Iterator[np.ndarray]:
     labels = np.asarray(labels)
     by_label: dict[int, np.ndarray] = {}
     for lab in np.unique(labels[labels >= 0]):
